@@ -1,0 +1,276 @@
+//! The config file as written: serde structs that mirror the TOML, checked later by `validate`.
+//!
+//! Fields that validation refers back to are `Spanned`, so its errors can name line and column.
+
+use super::units::{ByteSize, DurationStr};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub runtime: RuntimeFile,
+    pub admin: Option<AdminFile>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub log: LogFile,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerFile>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteFile>,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFile {
+    pub workers: Option<usize>,
+    pub driver: Option<Spanned<String>>,
+    pub pin: Option<bool>,
+    pub shutdown_timeout: Option<DurationStr>,
+    pub max_connections_per_worker: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_request_head: Option<Spanned<ByteSize>>,
+    pub max_request_target: Option<Spanned<ByteSize>>,
+    pub max_headers: Option<Spanned<usize>>,
+    pub client_header_timeout: Option<DurationStr>,
+    pub client_idle_timeout: Option<DurationStr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    pub level: Option<Spanned<String>>,
+    pub access_log: Option<String>,
+    pub access_format: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub name: Spanned<String>,
+    pub bind: Spanned<String>,
+    pub protocol: Option<Spanned<String>>,
+    pub backlog: Option<Spanned<u32>>,
+    pub upstream: Option<Spanned<String>>,
+    pub proxy_protocol: Option<Spanned<String>>,
+    pub sni_routes: Option<BTreeMap<String, Spanned<String>>>,
+    pub accept_proxy_protocol: Option<AcceptProxyFile>,
+    pub tls: Option<Spanned<ListenerTlsFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptProxyFile {
+    pub trusted: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsFile {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    #[serde(default)]
+    pub certs: Vec<CertFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFile {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub listener: Spanned<String>,
+    pub host: Option<Spanned<String>>,
+    pub path_prefix: Option<Spanned<String>>,
+    pub upstream: Spanned<String>,
+    pub strip_prefix: Option<bool>,
+    pub timeout: Option<DurationStr>,
+    pub request_headers: Option<HeaderRulesFile>,
+    pub response_headers: Option<HeaderRulesFile>,
+    pub max_body: Option<ByteSize>,
+    pub rate_limit: Option<Spanned<RateLimitFile>>,
+    pub retry: Option<Spanned<RetryFile>>,
+    pub hedge: Option<Spanned<HedgeFile>>,
+    pub fallback: Option<Spanned<FallbackFile>>,
+    pub auth: Option<Spanned<AuthFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRulesFile {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    pub rps: f64,
+    pub burst: Option<f64>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    pub attempts: Option<u32>,
+    pub budget: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeFile {
+    pub after: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackFile {
+    pub status: Option<u16>,
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    pub api_key: Option<ApiKeyFile>,
+    pub basic: Option<BasicFile>,
+    pub jwt: Option<JwtFile>,
+    pub ip: Option<IpRulesFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyFile {
+    pub header: Option<String>,
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicFile {
+    /// `user:password` pairs, or `user:$hash` lines as htpasswd writes them.
+    pub users: Vec<String>,
+    pub realm: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtFile {
+    pub secret: Option<String>,
+    pub public_key: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpRulesFile {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub name: Spanned<String>,
+    pub balance: Option<Spanned<String>>,
+    pub hash_key: Option<Spanned<String>>,
+    pub endpoints: Vec<Spanned<EndpointFile>>,
+    pub connect_timeout: Option<DurationStr>,
+    pub response_timeout: Option<DurationStr>,
+    pub idle_timeout: Option<DurationStr>,
+    pub max_idle_per_worker: Option<usize>,
+    pub tls: Option<UpstreamTlsFile>,
+    pub health_check: Option<HealthCheckFile>,
+    pub circuit_breaker: Option<Spanned<BreakerFile>>,
+}
+
+/// An endpoint: `"127.0.0.1:9001"` or `{ addr = "127.0.0.1:9002", weight = 3 }`.
+#[derive(Debug)]
+pub enum EndpointFile {
+    Addr(String),
+    Table(EndpointTableFile),
+}
+
+impl<'de> Deserialize<'de> for EndpointFile {
+    // By hand rather than `untagged`, so an unknown key inside the table is named in the error.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EndpointFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address \"host:port\" or a table { addr, weight }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EndpointFile, E> {
+                Ok(EndpointFile::Addr(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<EndpointFile, A::Error> {
+                EndpointTableFile::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(EndpointFile::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointTableFile {
+    pub addr: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    pub sni: Option<String>,
+    pub ca: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    pub path: Option<String>,
+    pub interval: Option<DurationStr>,
+    pub timeout: Option<DurationStr>,
+    pub healthy: Option<u32>,
+    pub unhealthy: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerFile {
+    pub error_rate: Option<f64>,
+    pub min_requests: Option<u32>,
+    pub window: Option<DurationStr>,
+    pub open_for: Option<DurationStr>,
+    pub half_open_probes: Option<u32>,
+}

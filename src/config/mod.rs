@@ -1,0 +1,329 @@
+//! Configuration: the file layer (`file`), its checked form (`Config`) and the rules between them.
+//!
+//! A `Config` is immutable once built; reload builds a whole new one and swaps it in.
+
+pub mod defaults;
+mod error;
+mod file;
+pub mod units;
+mod validate;
+
+pub use error::ConfigError;
+
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The checked configuration every worker runs from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (`<demo>` for the embedded one), for messages.
+    pub source: String,
+    pub runtime: RuntimeConfig,
+    pub admin: Option<AdminConfig>,
+    pub limits: Limits,
+    pub log: LogConfig,
+    pub listeners: Vec<Listener>,
+    pub routes: Vec<Route>,
+    pub upstreams: Vec<Upstream>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverChoice {
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// 0 = one per allowed CPU; resolved when workers start.
+    pub workers: usize,
+    pub driver: DriverChoice,
+    pub pin: bool,
+    pub shutdown_timeout: Duration,
+    pub max_connections_per_worker: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_request_head: usize,
+    pub max_request_target: usize,
+    pub max_headers: usize,
+    pub client_header_timeout: Duration,
+    pub client_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Off,
+    Stdout,
+    File(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessFormat {
+    Combined,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub access_log: AccessLog,
+    pub access_format: AccessFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub backlog: u32,
+    pub protocol: Protocol,
+    /// Networks whose PROXY protocol header is believed; `None` = no header expected.
+    pub accept_proxy_protocol: Option<Vec<IpNet>>,
+    pub tls: Option<ListenerTls>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    Http,
+    Tcp(TcpForward),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    Off,
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpForward {
+    /// Index into `Config::upstreams`; `None` when only `sni_routes` decide.
+    pub upstream: Option<usize>,
+    pub proxy_protocol: ProxyProtocol,
+    /// SNI name (exact, `*.suffix`, or `*`) → upstream index.
+    pub sni_routes: Vec<(String, usize)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// (cert path, key path); the first is the default certificate.
+    pub certs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostMatch {
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`.
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HeaderRules {
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestKey {
+    Global,
+    ClientIp,
+    Header(String),
+    Cookie(String),
+    Path,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub rps: f64,
+    pub burst: f64,
+    pub key: RequestKey,
+}
+
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub attempts: u32,
+    pub budget: f64,
+}
+
+#[derive(Debug, Clone)]
+pub enum Hedge {
+    AfterPercentile(f64),
+    After(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Auth {
+    ApiKey {
+        header: String,
+        keys: Vec<String>,
+    },
+    Basic {
+        users: Vec<String>,
+        realm: String,
+    },
+    Jwt {
+        secret: Option<String>,
+        public_key: Option<String>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    },
+    Ip {
+        allow: Vec<IpNet>,
+        deny: Vec<IpNet>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub listener: usize,
+    pub host: Option<HostMatch>,
+    pub path_prefix: String,
+    pub upstream: usize,
+    pub strip_prefix: bool,
+    pub timeout: Duration,
+    pub request_headers: HeaderRules,
+    pub response_headers: HeaderRules,
+    pub max_body: Option<u64>,
+    pub rate_limit: Option<RateLimit>,
+    pub retry: Option<Retry>,
+    pub hedge: Option<Hedge>,
+    pub fallback: Option<Fallback>,
+    pub auth: Vec<Auth>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    WeightedRoundRobin,
+    Random,
+    LeastRequest,
+    ConsistentHash,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    pub sni: Option<String>,
+    pub ca: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    /// `None` = a TCP connect check.
+    pub path: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy: u32,
+    pub unhealthy: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    pub error_rate: f64,
+    pub min_requests: u32,
+    pub window: Duration,
+    pub open_for: Duration,
+    pub half_open_probes: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub balance: Balance,
+    pub hash_key: RequestKey,
+    pub endpoints: Vec<Endpoint>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_idle_per_worker: usize,
+    pub tls: Option<UpstreamTls>,
+    pub health_check: Option<HealthCheck>,
+    pub circuit_breaker: Option<CircuitBreaker>,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            position: None,
+            key: String::new(),
+            message: format!("cannot read config file: {e}"),
+        })?;
+        Config::parse(&text, &name)
+    }
+
+    /// Checks config text; `name` is what errors call the file.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        validate::parse(error::Source { name, text })
+    }
+
+    /// Keys this build accepts but does not enforce yet; `run` refuses them rather than ignore them.
+    pub fn not_yet_enforced(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.admin.is_some() {
+            out.push("admin".to_string());
+        }
+        if self.log.access_log != AccessLog::Off {
+            out.push("log.access_log".to_string());
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if matches!(l.protocol, Protocol::Tcp(_)) {
+                out.push(format!("listener[{i}].protocol = \"tcp\""));
+            }
+            if l.tls.is_some() {
+                out.push(format!("listener[{i}].tls"));
+            }
+            if l.accept_proxy_protocol.is_some() {
+                out.push(format!("listener[{i}].accept_proxy_protocol"));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let set = [
+                ("rate_limit", r.rate_limit.is_some()),
+                ("retry", r.retry.is_some()),
+                ("hedge", r.hedge.is_some()),
+                ("fallback", r.fallback.is_some()),
+                ("auth", !r.auth.is_empty()),
+            ];
+            out.extend(
+                set.iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(k, _)| format!("route[{i}].{k}")),
+            );
+        }
+        for (i, u) in self.upstreams.iter().enumerate() {
+            if u.tls.is_some() {
+                out.push(format!("upstream[{i}].tls"));
+            }
+            if u.health_check.is_some() {
+                out.push(format!("upstream[{i}].health_check"));
+            }
+            if u.circuit_breaker.is_some() {
+                out.push(format!("upstream[{i}].circuit_breaker"));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,47 @@
+//! The one place that turns a status coregate answers by itself into response bytes.
+
+/// A short text body for each status coregate may answer with.
+pub fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
+/// Appends a complete error response that closes the connection: `<code> <reason>\n` as body.
+pub fn write_error(out: &mut Vec<u8>, code: u16) {
+    use std::io::Write;
+    let reason = reason(code);
+    let _ = write!(
+        out,
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{code} {reason}\n",
+        reason.len() + 5
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_response_is_framed() {
+        let mut out = Vec::new();
+        super::write_error(&mut out, 431);
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+    }
+}

@@ -1,0 +1,186 @@
+//! One worker: an OS thread pinned to a CPU, running its own monoio runtime and owning its
+//! listener sockets, connection table and (later) pools, limiters and metrics shard.
+
+use super::connections::Connections;
+use super::driver::{Driver, Selection};
+use super::notify::Latch;
+use crate::config::Config;
+use futures_channel::mpsc::UnboundedReceiver;
+use futures_core::Stream;
+use std::net::TcpListener as StdListener;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// io_uring submission queue entries per worker.
+pub const URING_ENTRIES: u32 = 4096;
+/// Pause after an accept error such as EMFILE, so a full fd table does not spin the core.
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Messages from the main thread to a worker.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop accepting, finish open connections, exit.
+    Drain,
+}
+
+/// What a worker is started with.
+pub struct WorkerSpec {
+    pub index: usize,
+    pub cpu: Option<core_affinity::CoreId>,
+    pub selection: Selection,
+    pub config: Arc<Config>,
+    /// (listener index, this worker's socket).
+    pub listeners: Vec<(usize, StdListener)>,
+    pub control: UnboundedReceiver<Control>,
+    /// Reports `Ok` once the runtime is up and sockets are registered.
+    pub started: Sender<Result<(), String>>,
+}
+
+/// Everything a connection task of this worker can reach.
+pub struct WorkerCtx {
+    pub index: usize,
+    pub config: Arc<Config>,
+    pub conns: Rc<Connections>,
+    /// Set when the worker drains: idle connections close, busy ones finish their request.
+    pub drain: Latch,
+}
+
+/// Runs a worker on the calling thread until it has drained.
+pub fn run(spec: WorkerSpec) {
+    let pinned = match spec.cpu {
+        Some(core) if spec.config.runtime.pin => {
+            core_affinity::set_for_current(core).then_some(core.id)
+        }
+        _ => None,
+    };
+    let started = spec.started.clone();
+    let built = match spec.selection.driver {
+        Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .with_entries(URING_ENTRIES)
+            .build()
+            .map(|mut rt| rt.block_on(worker_main(spec, pinned))),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(worker_main(spec, pinned))),
+    };
+    if let Err(e) = built {
+        let _ = started.send(Err(format!("cannot start the runtime: {e}")));
+    }
+}
+
+async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
+    let WorkerSpec {
+        index,
+        selection,
+        config,
+        listeners,
+        mut control,
+        started,
+        ..
+    } = spec;
+    let mut sockets = Vec::with_capacity(listeners.len());
+    for (li, l) in listeners {
+        match monoio::net::TcpListener::from_std(l) {
+            Ok(l) => sockets.push((li, l)),
+            Err(e) => {
+                let _ = started.send(Err(format!(
+                    "worker {index}: cannot register listener: {e}"
+                )));
+                return;
+            }
+        }
+    }
+    let ctx = Rc::new(WorkerCtx {
+        index,
+        conns: Connections::new(
+            config.runtime.max_connections_per_worker,
+            config.listeners.len(),
+        ),
+        config,
+        drain: Latch::default(),
+    });
+    let cpu = pinned.map_or_else(|| "unpinned".to_string(), |c| c.to_string());
+    match &selection.fallback_reason {
+        None => info!(worker = index, cpu = %cpu, driver = %selection.driver, "worker started"),
+        Some(why) => warn!(worker = index, cpu = %cpu, driver = %selection.driver, reason = %why,
+            "worker started on epoll: io_uring unavailable"),
+    }
+    let accepts: Vec<_> = sockets
+        .into_iter()
+        .map(|(li, l)| monoio::spawn(accept_loop(ctx.clone(), li, l)))
+        .collect();
+    let _ = started.send(Ok(()));
+    drop(started);
+
+    // The control channel closes when the main thread is gone: drain then too.
+    while let Some(msg) = std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
+        match msg {
+            Control::Drain => break,
+        }
+    }
+    ctx.drain.set();
+    for a in accepts {
+        a.await;
+    }
+    let open = ctx.conns.total();
+    if open > 0 {
+        info!(
+            worker = index,
+            open, "listeners closed; waiting for open connections"
+        );
+        let limit = ctx.config.runtime.shutdown_timeout;
+        if monoio::time::timeout(limit, ctx.conns.wait_idle())
+            .await
+            .is_err()
+        {
+            warn!(
+                worker = index,
+                open = ctx.conns.total(),
+                "shutdown_timeout passed; closing the rest"
+            );
+        }
+    }
+    info!(worker = index, "worker stopped");
+}
+
+/// Accepts on one listener until the worker drains; the socket closes when this returns.
+async fn accept_loop(ctx: Rc<WorkerCtx>, li: usize, listener: monoio::net::TcpListener) {
+    loop {
+        if ctx.conns.total() >= ctx.config.runtime.max_connections_per_worker {
+            monoio::select! {
+                _ = ctx.conns.wait_for_room() => {},
+                _ = ctx.drain.wait() => return,
+            }
+        }
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = ctx.drain.wait() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let guard = ctx.conns.open(li);
+                monoio::spawn(crate::http::serve(ctx.clone(), stream, peer, guard));
+            }
+            Err(e) => {
+                let listener_name = &ctx.config.listeners[li].name;
+                match e.raw_os_error() {
+                    // The peer gave up between SYN and accept: nothing to do.
+                    Some(libc::ECONNABORTED | libc::EINTR | libc::EAGAIN) => {}
+                    _ => {
+                        warn!(worker = ctx.index, listener = %listener_name, error = %e, "accept failed; pausing");
+                        monoio::select! {
+                            _ = monoio::time::sleep(ACCEPT_ERROR_BACKOFF) => {},
+                            _ = ctx.drain.wait() => return,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
