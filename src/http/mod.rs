@@ -4,6 +4,7 @@
 //! fixed page naming the worker that served it; limits, timeouts and drain are already real.
 
 mod fixed_page;
+pub mod h1;
 pub mod status;
 
 pub use fixed_page::serve;
