@@ -495,7 +495,7 @@ impl Checker<'_> {
             Some(rl) => {
                 let (span, rl) = (rl.span(), rl.into_inner());
                 let burst = rl.burst.unwrap_or(rl.rps);
-                if !(rl.rps > 0.0 && rl.rps.is_finite()) || !(burst >= 1.0 && burst.is_finite()) {
+                if !(rl.rps > 0.0 && rl.rps.is_finite() && burst >= 1.0 && burst.is_finite()) {
                     return Err(self.src.error(
                         span,
                         key("rate_limit"),

@@ -97,7 +97,34 @@ pub async fn serve(
 async fn reject(stream: &mut TcpStream, mut out: Vec<u8>, code: u16) {
     out.clear();
     write_error(&mut out, code);
-    let _ = stream.write_all(out).await;
+    let (res, out) = stream.write_all(out).await;
+    if res.is_ok() {
+        lingering_close(stream, out).await;
+    }
+}
+
+/// How long to keep reading (and discarding) after an error response before closing.
+pub const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// How many bytes to discard at most while lingering.
+pub const LINGER_BYTES: usize = 1 << 20;
+
+/// Like nginx's lingering close: half-close, then drain what the client still sends, so closing
+/// with unread bytes does not reset the connection and destroy the error response in flight.
+async fn lingering_close(stream: &mut TcpStream, mut buf: Vec<u8>) {
+    let _ = monoio::io::AsyncWriteRent::shutdown(stream).await;
+    let deadline = monoio::time::Instant::now() + LINGER_TIME;
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        buf.clear();
+        buf.reserve(READ_CHUNK);
+        match monoio::time::timeout_at(deadline, stream.read(buf)).await {
+            Ok((Ok(n), b)) if n > 0 => {
+                discarded += n;
+                buf = b;
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Reads more bytes after what `buf` holds, growing it by at most one chunk.

@@ -106,6 +106,7 @@ mod tests {
     #[test]
     fn latch_wakes_waiters_and_frees_slots() {
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
             .build()
             .unwrap();
         rt.block_on(async {
@@ -115,7 +116,12 @@ mod tests {
                 l2.wait().await;
                 7
             });
-            monoio::task::yield_now().await;
+            for _ in 0..100 {
+                if latch.notify.waiters.borrow().len() == 1 {
+                    break;
+                }
+                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
             assert_eq!(latch.notify.waiters.borrow().len(), 1);
             latch.set();
             assert_eq!(waiter.await, 7);

@@ -118,11 +118,9 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     let _ = started.send(Ok(()));
     drop(started);
 
-    // The control channel closes when the main thread is gone: drain then too.
-    while let Some(msg) = std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
-        match msg {
-            Control::Drain => break,
-        }
+    // Drain on request, and also when the main thread is gone (the channel closed).
+    match std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
+        Some(Control::Drain) | None => {}
     }
     ctx.drain.set();
     for a in accepts {
