@@ -1,9 +1,13 @@
 //! coregate: a thread-per-core HTTP/1.1 and TCP edge gateway.
 //!
-//! Folders follow the data path: `runtime` (workers, listeners, signals) → `http` (per connection).
+//! Folders follow the data path: `runtime` (workers, listeners, signals) → `http` (client
+//! connection, HTTP/1.1 wire format) → `route` → `proxy` (the exchange) → `upstream` (pools, balancing).
 
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod log;
+pub mod proxy;
+pub mod route;
 pub mod runtime;
+pub mod upstream;

@@ -63,6 +63,9 @@ fn main() -> ExitCode {
         },
         Command::Demo => match Config::parse(coregate::demo::DEMO_CONFIG, "<demo>") {
             Ok(c) => {
+                if let Err(e) = coregate::demo::start_upstreams() {
+                    return fail(&e);
+                }
                 print!("{}", coregate::demo::banner());
                 serve(&cli.log_level, cli.log_format, c)
             }

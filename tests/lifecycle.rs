@@ -8,8 +8,9 @@ use std::time::Duration;
 
 #[test]
 fn sigterm_mid_request_still_completes_the_response_then_exits_0() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let mut g = Gateway::start(&basic_config(port, 1, ""));
+    let mut g = Gateway::start(&basic_config(port, up.addr, 1, ""));
     let mut s = connect(addr(port));
     s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n").unwrap();
     // Stop only once the worker has accepted the connection and read its first bytes.
@@ -32,8 +33,9 @@ fn sigterm_mid_request_still_completes_the_response_then_exits_0() {
 
 #[test]
 fn idle_keepalive_connections_close_at_once_on_stop() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let mut g = Gateway::start(&basic_config(port, 1, ""));
+    let mut g = Gateway::start(&basic_config(port, up.addr, 1, ""));
     let mut s = connect(addr(port));
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 200);
@@ -44,8 +46,9 @@ fn idle_keepalive_connections_close_at_once_on_stop() {
 
 #[test]
 fn shutdown_timeout_bounds_the_drain() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let cfg = basic_config(port, 1, "")
+    let cfg = basic_config(port, up.addr, 1, "")
         .replace("shutdown_timeout = \"5s\"", "shutdown_timeout = \"200ms\"");
     let mut g = Gateway::start(&cfg);
     let mut s = connect(addr(port));
@@ -64,8 +67,9 @@ fn shutdown_timeout_bounds_the_drain() {
 
 #[test]
 fn sighup_does_not_stop_the_gateway() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let mut g = Gateway::start(&basic_config(port, 1, ""));
+    let mut g = Gateway::start(&basic_config(port, up.addr, 1, ""));
     g.signal(libc::SIGHUP);
     g.wait_log("reload not supported yet");
     assert_eq!(
@@ -75,15 +79,20 @@ fn sighup_does_not_stop_the_gateway() {
     assert!(g.child.try_wait().unwrap().is_none());
 }
 
-fn limits_gateway() -> (Gateway, u16) {
+fn limits_gateway() -> (Gateway, u16, common::upstream::Upstream) {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
     let extra = "\n[limits]\nmax_request_head = \"16KiB\"\nmax_request_target = 8192\nmax_headers = 10\nclient_header_timeout = \"300ms\"\nclient_idle_timeout = \"400ms\"";
-    (Gateway::start(&basic_config(port, 1, extra)), port)
+    (
+        Gateway::start(&basic_config(port, up.addr, 1, extra)),
+        port,
+        up,
+    )
 }
 
 #[test]
 fn head_limits_answer_431_414_and_close() {
-    let (_g, port) = limits_gateway();
+    let (_g, port, _up) = limits_gateway();
     let big = format!(
         "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
         "a".repeat(17 * 1024)
@@ -113,8 +122,9 @@ fn head_limits_answer_431_414_and_close() {
 
 #[test]
 fn an_8000_octet_request_line_passes_with_defaults() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let _g = Gateway::start(&basic_config(port, 1, ""));
+    let _g = Gateway::start(&basic_config(port, up.addr, 1, ""));
     let line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "b".repeat(7995));
     assert!(line.find("\r\n").unwrap() >= 8000);
     assert_eq!(roundtrip(addr(port), line.as_bytes()).status, 200);
@@ -122,7 +132,7 @@ fn an_8000_octet_request_line_passes_with_defaults() {
 
 #[test]
 fn slow_head_gets_408_and_close() {
-    let (_g, port) = limits_gateway();
+    let (_g, port, _up) = limits_gateway();
     let mut s = connect(addr(port));
     s.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
     let r = read_response(&mut s).unwrap();
@@ -132,7 +142,7 @@ fn slow_head_gets_408_and_close() {
 
 #[test]
 fn idle_client_is_closed_after_client_idle_timeout() {
-    let (_g, port) = limits_gateway();
+    let (_g, port, _up) = limits_gateway();
     let mut s = connect(addr(port));
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 200);
@@ -146,8 +156,9 @@ fn idle_client_is_closed_after_client_idle_timeout() {
 
 #[test]
 fn keepalive_pipelining_and_malformed_requests() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let _g = Gateway::start(&basic_config(port, 1, ""));
+    let _g = Gateway::start(&basic_config(port, up.addr, 1, ""));
     let mut s = connect(addr(port));
     s.write_all(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nHEAD /b HTTP/1.1\r\nHost: t\r\n\r\nGET /c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s).unwrap().status, 200);

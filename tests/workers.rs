@@ -11,30 +11,50 @@ const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 
 #[test]
 fn two_workers_two_sockets_and_both_serve() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let _g = Gateway::start(&basic_config(port, 2, ""));
+    let g = Gateway::start_with(
+        &basic_config(port, up.addr, 2, ""),
+        &[],
+        &["--log-level", "coregate=debug"],
+    );
     assert_eq!(
         listening_sockets(port),
         2,
         "one listening socket per worker"
     );
-    let mut seen = HashSet::new();
+    let workers_seen = |log: &str| -> HashSet<String> {
+        log.lines()
+            .filter(|l| l.contains("connection accepted"))
+            .filter_map(|l| {
+                l.split("worker=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_string)
+            })
+            .collect()
+    };
     for _ in 0..64 {
         let r = roundtrip(addr(port), GET);
         assert_eq!(r.status, 200);
-        seen.insert(r.header("x-coregate-worker").unwrap().to_string());
-        if seen.len() == 2 {
+        assert_eq!(r.body, b"ok");
+        if workers_seen(&g.log_text()).len() == 2 {
             break;
         }
     }
     // SO_REUSEPORT hashes the 4-tuple: 64 connections all on one of two sockets is ~2^-63.
-    assert_eq!(seen, HashSet::from(["0".to_string(), "1".to_string()]));
+    assert_eq!(
+        workers_seen(&g.log_text()),
+        HashSet::from(["0".to_string(), "1".to_string()])
+    );
 }
 
 #[test]
 fn workers_log_index_cpu_and_driver() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let g = Gateway::start(&basic_config(port, 2, ""));
+    let g = Gateway::start(&basic_config(port, up.addr, 2, ""));
     let log = g.log_text();
     for w in ["worker=0", "worker=1"] {
         let line = log
@@ -47,10 +67,11 @@ fn workers_log_index_cpu_and_driver() {
 
 #[test]
 fn port_taken_exits_1_quickly_naming_the_address() {
+    let up = common::upstream::Upstream::ok("ok");
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
     let start = Instant::now();
-    let mut g = Gateway::spawn(&basic_config(port, 2, ""), &[], &[]);
+    let mut g = Gateway::spawn(&basic_config(port, up.addr, 2, ""), &[], &[]);
     let status = g.wait_exit(Duration::from_secs(2));
     assert_eq!(status.code(), Some(1));
     assert!(start.elapsed() < Duration::from_secs(2));
@@ -68,9 +89,10 @@ fn port_taken_exits_1_quickly_naming_the_address() {
 
 #[test]
 fn a_second_gateway_on_the_same_port_is_refused() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let _first = Gateway::start(&basic_config(port, 1, ""));
-    let mut second = Gateway::spawn(&basic_config(port, 1, ""), &[], &[]);
+    let _first = Gateway::start(&basic_config(port, up.addr, 1, ""));
+    let mut second = Gateway::spawn(&basic_config(port, up.addr, 1, ""), &[], &[]);
     assert_eq!(second.wait_exit(WAIT).code(), Some(1));
     assert!(
         second.log_text().contains("Address already in use"),
@@ -80,8 +102,9 @@ fn a_second_gateway_on_the_same_port_is_refused() {
 }
 
 fn serves_with(driver_line: &str, envs: &[(&str, &str)]) -> String {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let g = Gateway::start_with(&basic_config(port, 1, driver_line), envs, &[]);
+    let g = Gateway::start_with(&basic_config(port, up.addr, 1, driver_line), envs, &[]);
     let r = roundtrip(addr(port), GET);
     assert_eq!(r.status, 200);
     g.log_text()
@@ -121,9 +144,10 @@ fn auto_falls_back_to_epoll_and_says_why() {
 
 #[test]
 fn forced_io_uring_fails_start_with_the_reason() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
     let mut g = Gateway::spawn(
-        &basic_config(port, 1, "driver = \"io_uring\""),
+        &basic_config(port, up.addr, 1, "driver = \"io_uring\""),
         &[("MONOIO_FORCE_LEGACY_DRIVER", "1")],
         &[],
     );
@@ -137,8 +161,14 @@ fn forced_io_uring_fails_start_with_the_reason() {
 
 #[test]
 fn connection_cap_pauses_accepting_instead_of_failing() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let _g = Gateway::start(&basic_config(port, 1, "max_connections_per_worker = 1"));
+    let _g = Gateway::start(&basic_config(
+        port,
+        up.addr,
+        1,
+        "max_connections_per_worker = 1",
+    ));
     let mut first = connect(addr(port));
     first.write_all(GET).unwrap();
     assert_eq!(read_response(&mut first).unwrap().status, 200);
@@ -158,12 +188,13 @@ fn connection_cap_pauses_accepting_instead_of_failing() {
 
 #[test]
 fn ipv6_listener_serves() {
+    let up = common::upstream::Upstream::ok("ok");
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         eprintln!("no IPv6 loopback here; skipping");
         return;
     }
     let port = free_port();
-    let cfg = basic_config(port, 1, "").replace("127.0.0.1:", "[::1]:");
+    let cfg = basic_config(port, up.addr, 1, "").replace("127.0.0.1:", "[::1]:");
     let _g = Gateway::start(&cfg);
     let r = roundtrip(
         std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
@@ -174,8 +205,13 @@ fn ipv6_listener_serves() {
 
 #[test]
 fn json_log_format() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let g = Gateway::start_with(&basic_config(port, 1, ""), &[], &["--log-format", "json"]);
+    let g = Gateway::start_with(
+        &basic_config(port, up.addr, 1, ""),
+        &[],
+        &["--log-format", "json"],
+    );
     let log = g.log_text();
     let first = log.lines().next().unwrap();
     let v: serde_json::Value =
@@ -188,8 +224,9 @@ fn json_log_format() {
 
 #[test]
 fn features_not_built_yet_are_refused_not_ignored() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let cfg = basic_config(port, 1, "").replace(
+    let cfg = basic_config(port, up.addr, 1, "").replace(
         "upstream = \"app\"\n\n[[upstream]]",
         "upstream = \"app\"\nauth = { api_key = { keys = [\"k\"] } }\n\n[[upstream]]",
     );
@@ -255,9 +292,10 @@ fn deny_io_uring(cmd: &mut std::process::Command) {
 
 #[test]
 fn auto_falls_back_when_seccomp_blocks_io_uring() {
+    let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
     let mut g = Gateway::spawn_cmd(
-        &basic_config(port, 1, "driver = \"auto\""),
+        &basic_config(port, up.addr, 1, "driver = \"auto\""),
         &[],
         &[],
         deny_io_uring,

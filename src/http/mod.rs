@@ -1,10 +1,7 @@
-//! HTTP/1.1 listeners.
-//!
-//! Until the reverse proxy lands (issue 3), an HTTP listener answers every request itself with a
-//! fixed page naming the worker that served it; limits, timeouts and drain are already real.
+//! HTTP/1.1 listeners: the client side of the proxy.
 
-mod fixed_page;
+mod conn;
 pub mod h1;
 pub mod status;
 
-pub use fixed_page::serve;
+pub use conn::serve;

@@ -1,5 +1,24 @@
 //! The one place that turns a status coregate answers by itself into response bytes.
 
+use crate::proxy::error::{Kind, ProxyError, Side, Step};
+
+/// The status for an exchange that failed before the client got a response head; `None` when
+/// nobody is left to answer (the client itself went away).
+pub fn for_error(e: &ProxyError) -> Option<u16> {
+    match (e.side, e.kind) {
+        (_, Kind::NoRoute) => Some(404),
+        (Side::Client, Kind::Malformed(h)) => Some(h.status()),
+        (Side::Client, Kind::BadChunk) => Some(400),
+        (Side::Client, Kind::BodyTooLarge) => Some(413),
+        (Side::Client, Kind::Timeout) => Some(408),
+        (Side::Client, _) => None,
+        (Side::Upstream, Kind::Timeout) => Some(504),
+        (Side::Upstream, _) => Some(502),
+        (Side::Internal, _) => Some(500),
+    }
+    .filter(|_| !(e.side == Side::Client && e.step == Step::WriteResponse))
+}
+
 /// A short text body for each status coregate may answer with.
 pub fn reason(code: u16) -> &'static str {
     match code {
@@ -10,6 +29,7 @@ pub fn reason(code: u16) -> &'static str {
         404 => "Not Found",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        417 => "Expectation Failed",
         414 => "URI Too Long",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",

@@ -1,6 +1,7 @@
 //! The process: pick the driver, bind listeners, start one pinned worker per core, then turn
 //! signals into control messages until the workers have drained.
 
+pub mod buffers;
 pub mod connections;
 pub mod driver;
 mod listener;

@@ -1,12 +1,16 @@
 //! One worker: an OS thread pinned to a CPU, running its own monoio runtime and owning its
 //! listener sockets, connection table and (later) pools, limiters and metrics shard.
 
+use super::buffers::BufferPool;
 use super::connections::Connections;
 use super::driver::{Driver, Selection};
 use super::notify::Latch;
 use crate::config::Config;
+use crate::route::RouteTable;
+use crate::upstream::UpstreamState;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_core::Stream;
+use std::cell::RefCell;
 use std::net::TcpListener as StdListener;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -40,10 +44,17 @@ pub struct WorkerSpec {
     pub started: Sender<Result<(), String>>,
 }
 
+/// How often idle upstream connections past their `idle_timeout` are closed.
+pub const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Everything a connection task of this worker can reach.
 pub struct WorkerCtx {
     pub index: usize,
     pub config: Arc<Config>,
+    pub routes: RouteTable,
+    /// This worker's balancers, pools and counters, one per `[[upstream]]`.
+    pub upstreams: RefCell<Vec<UpstreamState>>,
+    pub bufs: Rc<BufferPool>,
     pub conns: Rc<Connections>,
     /// Set when the worker drains: idle connections close, busy ones finish their request.
     pub drain: Latch,
@@ -102,6 +113,9 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             config.runtime.max_connections_per_worker,
             config.listeners.len(),
         ),
+        routes: RouteTable::new(&config),
+        upstreams: RefCell::new(crate::upstream::build(&config, index)),
+        bufs: Rc::new(BufferPool::default()),
         config,
         drain: Latch::default(),
     });
@@ -117,6 +131,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         .collect();
     let _ = started.send(Ok(()));
     drop(started);
+    let sweeper = monoio::spawn(sweep_pools(ctx.clone()));
 
     // Drain on request, and also when the main thread is gone (the channel closed).
     match std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
@@ -144,7 +159,33 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             );
         }
     }
+    sweeper.await;
+    for (u, st) in ctx
+        .config
+        .upstreams
+        .iter()
+        .zip(ctx.upstreams.borrow().iter())
+    {
+        if st.requests > 0 {
+            info!(worker = index, upstream = %u.name, requests = st.requests, reused = st.reused,
+                reuse_ratio = format_args!("{:.4}", st.reused as f64 / st.requests as f64), "upstream connection reuse");
+        }
+    }
     info!(worker = index, "worker stopped");
+}
+
+/// Closes expired idle upstream connections until the worker drains.
+async fn sweep_pools(ctx: Rc<WorkerCtx>) {
+    loop {
+        monoio::select! {
+            _ = monoio::time::sleep(POOL_SWEEP_INTERVAL) => {},
+            _ = ctx.drain.wait() => return,
+        }
+        let now = std::time::Instant::now();
+        for st in ctx.upstreams.borrow_mut().iter_mut() {
+            st.pool.sweep(now);
+        }
+    }
 }
 
 /// Accepts on one listener until the worker drains; the socket closes when this returns.
@@ -163,7 +204,11 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, li: usize, listener: monoio::net::TcpLi
         match accepted {
             Ok((stream, peer)) => {
                 let guard = ctx.conns.open(li);
-                monoio::spawn(crate::http::serve(ctx.clone(), stream, peer, guard));
+                tracing::debug!(worker = ctx.index, listener = li, %peer, "connection accepted");
+                monoio::spawn(Contained {
+                    index: ctx.index,
+                    fut: crate::http::serve(ctx.clone(), li, stream, peer, guard),
+                });
             }
             Err(e) => {
                 let listener_name = &ctx.config.listeners[li].name;
@@ -178,6 +223,36 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, li: usize, listener: monoio::net::TcpLi
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Runs a connection task so that a bug that panics ends that one connection, not the
+    /// worker and every other connection on it; the panic is logged.
+    struct Contained<F> {
+        index: usize,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: std::future::Future<Output = ()>> std::future::Future for Contained<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let this = self.project();
+        let index = *this.index;
+        let fut = this.fut;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!(
+                    worker = index,
+                    "connection task panicked; connection closed"
+                );
+                std::task::Poll::Ready(())
             }
         }
     }

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod nginx;
+pub mod upstream;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -285,6 +288,27 @@ fn tcp_rows() -> Vec<(String, u16, u64)> {
         .collect()
 }
 
+/// TCP states (hex, as in /proc/net/tcp: 01 ESTABLISHED, 08 CLOSE_WAIT...) of sockets whose
+/// remote port is `port`: the client side of connections to a server on `port`.
+pub fn states_towards(port: u16) -> Vec<String> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let remote = u16::from_str_radix(f.get(2)?.rsplit(':').next()?, 16).ok()?;
+            (remote == port).then(|| f[3].to_string())
+        })
+        .collect()
+}
+
 /// True when the server side of a connection to `port` exists, was accepted, and has no unread
 /// bytes: the gateway has taken the connection and read what the client sent.
 pub fn accepted_and_read(port: u16) -> bool {
@@ -305,8 +329,8 @@ pub fn listening_sockets(port: u16) -> usize {
         .count()
 }
 
-/// A minimal config with one HTTP listener on `port`.
-pub fn basic_config(port: u16, workers: usize, extra: &str) -> String {
+/// A minimal config with one HTTP listener on `port`, routing everything to `upstream`.
+pub fn basic_config(port: u16, upstream: SocketAddr, workers: usize, extra: &str) -> String {
     format!(
         r#"
 [runtime]
@@ -324,7 +348,7 @@ upstream = "app"
 
 [[upstream]]
 name = "app"
-endpoints = ["127.0.0.1:9"]
+endpoints = ["{upstream}"]
 "#
     )
 }

@@ -1,0 +1,153 @@
+//! A client connection on an HTTP listener: wait for a request, read its head under the limits,
+//! route it, proxy it, repeat while keep-alive allows.
+//!
+//! An idle connection holds no buffer: it waits for readability, then borrows one from the
+//! worker's pool, and gives it back once nothing is buffered.
+
+use super::h1::{HeadLimits, RequestHead};
+use super::status;
+use crate::proxy::buffered::Buffered;
+use crate::proxy::error::{Kind, ProxyError, Side, Step};
+use crate::proxy::{exchange, headers::target_parts, Outcome};
+use crate::runtime::connections::ConnectionGuard;
+use crate::runtime::worker::WorkerCtx;
+use monoio::net::TcpStream;
+use monoio::time::Instant;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How long to keep reading (and discarding) after an error response before closing.
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How many bytes to discard at most while lingering.
+pub const LINGER_BYTES: usize = 1 << 20;
+
+/// Serves one client connection until it closes, misbehaves, or the worker drains.
+pub async fn serve(
+    ctx: Rc<WorkerCtx>,
+    listener: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _guard: ConnectionGuard,
+) {
+    let limits = &ctx.config.limits;
+    let head_limits = HeadLimits {
+        max_head: limits.max_request_head,
+        max_target: limits.max_request_target,
+        max_headers: limits.max_headers,
+    };
+    let mut client = Buffered::new(stream);
+    let mut head = RequestHead::new();
+    loop {
+        if client.buffered().is_empty() {
+            if let Some(b) = client.reclaim() {
+                ctx.bufs.give(b);
+            }
+            // Between requests: the idle timeout applies, and a draining worker closes at once.
+            let ready = monoio::select! {
+                r = monoio::time::timeout(limits.client_idle_timeout, client.stream.readable(false)) => r,
+                _ = ctx.drain.wait() => return,
+            };
+            if !matches!(ready, Ok(Ok(()))) {
+                return;
+            }
+            if let Some(b) = client.lend(ctx.bufs.take()) {
+                ctx.bufs.give(b);
+            }
+        } else {
+            client.compact(); // a pipelined request: parse offsets start at 0
+        }
+        let deadline = Instant::now() + limits.client_header_timeout;
+        loop {
+            match head.parse(client.buffered(), &head_limits) {
+                Ok(Some(_)) => break,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "bad request head");
+                    return reject(&ctx, &mut client, e.status()).await;
+                }
+            }
+            let before = client.buffered().len();
+            match monoio::time::timeout_at(deadline, client.fill(limits.max_request_head)).await {
+                Ok(Ok(0)) if before >= limits.max_request_head => {
+                    return reject(&ctx, &mut client, 431).await
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return finish(&ctx, client), // closed mid-head: nobody to answer
+                Ok(Ok(_)) => {}
+                Err(_) if before == 0 => return finish(&ctx, client),
+                Err(_) => return reject(&ctx, &mut client, 408).await,
+            }
+        }
+        let route = {
+            let buf = client.buffered();
+            let host = head.host().map_or(&b""[..], |r| &buf[r]);
+            let (authority, path) = target_parts(head.target_form(), &buf[head.target()], host);
+            ctx.routes.find(listener, authority, path)
+        };
+        let Some(route) = route else {
+            return reject(
+                &ctx,
+                &mut client,
+                status::for_error(&ProxyError::client(Step::ReadRequestHead, Kind::NoRoute))
+                    .unwrap_or(404),
+            )
+            .await;
+        };
+        match exchange(&ctx, &mut client, &head, route, peer).await {
+            Ok(Outcome::KeepAlive) => {}
+            Ok(Outcome::Close) => return finish(&ctx, client),
+            Ok(Outcome::Upgrade(upstream)) => {
+                return crate::proxy::tunnel_run(client, upstream, ctx.bufs.clone()).await
+            }
+            Err(failure) => {
+                let e = failure.error;
+                match e.side {
+                    Side::Client => tracing::debug!(%peer, error = %e, "client failed"),
+                    _ => tracing::warn!(%peer, route, error = %e, "proxy error"),
+                }
+                if failure.responded {
+                    return finish(&ctx, client); // mid-response: only an abrupt close is honest
+                }
+                match status::for_error(&e) {
+                    Some(code) => return reject(&ctx, &mut client, code).await,
+                    None => return finish(&ctx, client),
+                }
+            }
+        }
+    }
+}
+
+/// Returns the connection's buffer to the pool as it closes.
+fn finish(ctx: &WorkerCtx, mut client: Buffered) {
+    client.consume(usize::MAX);
+    if let Some(b) = client.reclaim() {
+        ctx.bufs.give(b);
+    }
+}
+
+/// Answers with an error status and closes, lingering so the answer is not lost to a reset.
+async fn reject(ctx: &WorkerCtx, client: &mut Buffered, code: u16) {
+    let mut out = ctx.bufs.take();
+    status::write_error(&mut out, code);
+    let (res, mut out) = crate::proxy::buffered::write_all(&mut client.stream, out).await;
+    if res.is_ok() {
+        // Like nginx's lingering close: half-close, then drain what the client still sends,
+        // so closing with unread bytes does not reset the connection and destroy the answer.
+        let _ = monoio::io::AsyncWriteRent::shutdown(&mut client.stream).await;
+        let deadline = Instant::now() + LINGER_TIME;
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES {
+            client.consume(usize::MAX);
+            match monoio::time::timeout_at(deadline, client.fill(out.capacity())).await {
+                Ok(Ok(n)) if n > 0 => discarded += n,
+                _ => break,
+            }
+        }
+    }
+    out.clear();
+    ctx.bufs.give(out);
+    client.consume(usize::MAX);
+    if let Some(b) = client.reclaim() {
+        ctx.bufs.give(b);
+    }
+}

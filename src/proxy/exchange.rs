@@ -1,0 +1,495 @@
+//! One request through the proxy: pick an endpoint, send the re-framed request, relay the
+//! response. Returns whether the client connection may carry another request.
+
+use super::body::{Copy, From};
+use super::buffered::{write_all, Buffered};
+use super::error::{Kind, ProxyError, Step};
+use super::headers::{
+    target_parts, write_request_head, write_response_head, OutFraming, RequestLine, StatusLine,
+};
+use crate::http::h1::{
+    Framing, HeadLimits, Method, RequestHead, ResponseHead, Upgrade, Version, MAX_HEADERS_CEILING,
+};
+use crate::route::strip_prefix;
+use crate::runtime::buffers::BUFFER_SIZE;
+use crate::runtime::worker::WorkerCtx;
+use crate::upstream::balance::PickCtx;
+use monoio::time::Instant;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Endpoints tried for one request when connecting fails (failover before any byte is sent).
+pub const MAX_CONNECT_ATTEMPTS: usize = 3;
+/// Longest wait for the client's next body bytes (nginx's client_body_timeout).
+pub const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest response head we accept from an upstream.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How the client connection continues after an exchange.
+pub enum Outcome {
+    /// The response is complete; the next request may follow.
+    KeepAlive,
+    /// The response is complete (or cut); close the connection.
+    Close,
+    /// 101: the connection is now a tunnel to this upstream connection.
+    Upgrade(Buffered),
+}
+
+/// An exchange that failed; `responded` tells whether the client already has a response head,
+/// in which case only closing the connection is left.
+pub struct Failure {
+    pub error: ProxyError,
+    pub responded: bool,
+}
+
+impl std::convert::From<ProxyError> for Failure {
+    fn from(error: ProxyError) -> Failure {
+        Failure {
+            error,
+            responded: false,
+        }
+    }
+}
+
+/// An upstream connection in use by this exchange.
+struct Leg {
+    upstream: usize,
+    endpoint: usize,
+    conn: Buffered,
+    reused: bool,
+}
+
+/// Proxies the request whose head starts `client`'s buffer.
+pub async fn exchange(
+    ctx: &WorkerCtx,
+    client: &mut Buffered,
+    head: &RequestHead,
+    route_index: usize,
+    peer: SocketAddr,
+) -> Result<Outcome, Failure> {
+    let config = &ctx.config;
+    let route = &config.routes[route_index];
+    let deadline = Instant::now() + route.timeout;
+    let framing_in = head.framing();
+    if let (Some(max), Framing::Length(n)) = (route.max_body, framing_in) {
+        if n > max {
+            return Err(ProxyError::client(Step::ReadRequestBody, Kind::BodyTooLarge).into());
+        }
+    }
+
+    let mut out = ctx.bufs.take();
+    write_upstream_head(&mut out, client.buffered(), head, route, peer);
+    let head_len = head.head_len();
+    let method = head.method();
+    let replayable = !framing_in.has_body() && method.is_idempotent();
+
+    let mut fresh_only = false;
+    let (mut leg, resp, resp_len) = loop {
+        let mut leg = acquire(ctx, route.upstream, peer, fresh_only, deadline).await?;
+        let (res, o) = write_all(&mut leg.conn.stream, out).await;
+        out = o;
+        let sent = match res {
+            Ok(()) => send_body(client, head, head_len, &mut leg, route.max_body, &mut out).await,
+            Err(e) => Err(ProxyError::upstream_io(Step::WriteRequest, &e)),
+        };
+        let result = match sent {
+            Ok(()) => {
+                read_response_head(
+                    ctx,
+                    client,
+                    &mut leg,
+                    method,
+                    head.version(),
+                    deadline,
+                    &mut out,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((resp, len)) => break (leg, resp, len),
+            // A pooled connection the upstream closed just as we reused it: replay once on a
+            // fresh one, only if the request is idempotent and had no body to lose.
+            Err(e)
+                if leg.reused
+                    && replayable
+                    && e.side == super::error::Side::Upstream
+                    && !fresh_only =>
+            {
+                tracing::debug!(error = %e, "reused upstream connection failed; retrying on a new one");
+                recycle(ctx, leg.conn);
+                fresh_only = true;
+            }
+            Err(e) => {
+                recycle(ctx, leg.conn);
+                ctx.bufs.give(out);
+                return Err(e.into());
+            }
+        }
+    };
+    {
+        let mut ups = ctx.upstreams.borrow_mut();
+        let st = &mut ups[route.upstream];
+        st.requests += 1;
+        st.reused += u64::from(leg.reused);
+    }
+
+    // 101: the connection becomes a tunnel.
+    if resp.status() == 101 {
+        if head.upgrade() == Upgrade::None {
+            recycle(ctx, leg.conn);
+            ctx.bufs.give(out);
+            return Err(ProxyError::upstream(
+                Step::ReadResponseHead,
+                Kind::Malformed(crate::http::h1::HeadError::StatusLine),
+            )
+            .into());
+        }
+        out.clear();
+        let line = StatusLine {
+            status: 101,
+            reason: b"Switching Protocols",
+            framing: OutFraming::None,
+            keep_length: false,
+            upgrade: true,
+            close: false,
+        };
+        write_response_head(
+            &mut out,
+            leg.conn.buffered(),
+            resp.fields(),
+            resp.connection(),
+            &line,
+            &route.response_headers,
+        );
+        leg.conn.consume(resp_len);
+        let (res, o) = write_all(&mut client.stream, out).await;
+        ctx.bufs.give(o);
+        return match res {
+            Ok(()) => Ok(Outcome::Upgrade(leg.conn)),
+            Err(e) => Err(Failure {
+                error: ProxyError::client_io(Step::WriteResponse, &e),
+                responded: true,
+            }),
+        };
+    }
+
+    let framing = resp.framing();
+    let client_11 = head.version() == Version::Http11;
+    let out_framing = match framing {
+        Framing::None => OutFraming::None,
+        Framing::Length(n) => OutFraming::Length(n),
+        Framing::Chunked | Framing::CloseDelimited if client_11 => OutFraming::Chunked,
+        Framing::Chunked | Framing::CloseDelimited => OutFraming::Close,
+    };
+    let close = !head.keep_alive() || ctx.drain.is_set() || out_framing == OutFraming::Close;
+    let status = resp.status();
+    out.clear();
+    let line = StatusLine {
+        status,
+        reason: &leg.conn.buffered()[resp.reason()],
+        framing: out_framing,
+        keep_length: framing == Framing::None && (method == Method::Head || status == 304),
+        upgrade: false,
+        close,
+    };
+    write_response_head(
+        &mut out,
+        leg.conn.buffered(),
+        resp.fields(),
+        resp.connection(),
+        &line,
+        &route.response_headers,
+    );
+    let upstream_keeps = resp.keep_alive() && framing != Framing::CloseDelimited;
+    leg.conn.consume(resp_len);
+    let (res, o) = write_all(&mut client.stream, out).await;
+    out = o;
+    if let Err(e) = res {
+        recycle(ctx, leg.conn);
+        ctx.bufs.give(out);
+        return Err(Failure {
+            error: ProxyError::client_io(Step::WriteResponse, &e),
+            responded: true,
+        });
+    }
+    let upstream_cfg = &config.upstreams[route.upstream];
+    let copy = Copy {
+        from: From::Upstream,
+        read_timeout: upstream_cfg.response_timeout,
+        max_buffer: BUFFER_SIZE,
+        limit: None,
+    };
+    let copied = match framing {
+        Framing::None => Ok(()),
+        Framing::Length(n) => copy.length(&mut leg.conn, &mut client.stream, n).await,
+        Framing::Chunked => {
+            copy.chunked(
+                &mut leg.conn,
+                &mut client.stream,
+                &mut out,
+                client_11,
+                head.te_trailers(),
+            )
+            .await
+        }
+        Framing::CloseDelimited => {
+            copy.until_close(&mut leg.conn, &mut client.stream, &mut out, client_11)
+                .await
+        }
+    };
+    ctx.bufs.give(out);
+    if let Err(e) = copied {
+        recycle(ctx, leg.conn);
+        return Err(Failure {
+            error: e,
+            responded: true,
+        });
+    }
+    if upstream_keeps && leg.conn.buffered().is_empty() {
+        if let Some(b) = leg.conn.reclaim() {
+            ctx.bufs.give(b);
+        }
+        ctx.upstreams.borrow_mut()[route.upstream]
+            .pool
+            .checkin(leg.endpoint, leg.conn.stream);
+    } else {
+        recycle(ctx, leg.conn);
+    }
+    Ok(if close {
+        Outcome::Close
+    } else {
+        Outcome::KeepAlive
+    })
+}
+
+/// Writes the upstream request head for `head` into `out`.
+fn write_upstream_head(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    head: &RequestHead,
+    route: &crate::config::Route,
+    peer: SocketAddr,
+) {
+    let target = &buf[head.target()];
+    let host = head.host().map_or(&b""[..], |r| &buf[r]);
+    let (authority, path) = target_parts(head.target_form(), target, host);
+    let (mut lead, rest) = if route.strip_prefix {
+        strip_prefix(path, &route.path_prefix)
+    } else {
+        (&b""[..], path)
+    };
+    if lead.is_empty()
+        && rest.first() != Some(&b'/')
+        && head.target_form() != crate::http::h1::TargetForm::Asterisk
+    {
+        lead = b"/";
+    }
+    let upgrade = match head.upgrade() {
+        Upgrade::None => None,
+        _ => head
+            .fields()
+            .iter()
+            .find(|f| f.is(buf, "upgrade"))
+            .map(|f| f.value(buf)),
+    };
+    let framing = match head.framing() {
+        Framing::Length(n) => OutFraming::Length(n),
+        Framing::Chunked => OutFraming::Chunked,
+        Framing::None | Framing::CloseDelimited => OutFraming::None,
+    };
+    let line = RequestLine {
+        method: &buf[head.method_range()],
+        path_lead: lead,
+        path: rest,
+        authority,
+        absolute: head.target_form() == crate::http::h1::TargetForm::Absolute,
+        client: peer.ip(),
+        proto: "http",
+        upgrade,
+        te_trailers: head.te_trailers(),
+        framing,
+    };
+    out.clear();
+    write_request_head(
+        out,
+        buf,
+        head.fields(),
+        head.connection(),
+        &line,
+        &route.request_headers,
+    );
+}
+
+/// A pooled connection, or a new one; connect failures move on to other endpoints.
+async fn acquire(
+    ctx: &WorkerCtx,
+    upstream: usize,
+    peer: SocketAddr,
+    fresh_only: bool,
+    deadline: Instant,
+) -> Result<Leg, ProxyError> {
+    let cfg = &ctx.config.upstreams[upstream];
+    let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS];
+    let attempts = MAX_CONNECT_ATTEMPTS.min(cfg.endpoints.len()).max(1);
+    let mut last = ProxyError::upstream(Step::Connect, Kind::Refused);
+    for attempt in 0..attempts {
+        let endpoint = {
+            let mut ups = ctx.upstreams.borrow_mut();
+            let st = &mut ups[upstream];
+            let ep = st.balancer.pick(&PickCtx {
+                client: peer.ip(),
+                tried: &tried[..attempt],
+            });
+            if !fresh_only {
+                if let Some(stream) = st.pool.checkout(ep) {
+                    return Ok(Leg {
+                        upstream,
+                        endpoint: ep,
+                        conn: Buffered::new(stream),
+                        reused: true,
+                    });
+                }
+            }
+            ep
+        };
+        tried[attempt] = endpoint;
+        let limit = cfg
+            .connect_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        match crate::upstream::connect(cfg.endpoints[endpoint].addr, limit).await {
+            Ok(stream) => {
+                return Ok(Leg {
+                    upstream,
+                    endpoint,
+                    conn: Buffered::new(stream),
+                    reused: false,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(upstream = %cfg.name, endpoint = %cfg.endpoints[endpoint].addr, error = %e, "connect failed");
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Sends the request body (if any) after the head; answers `Expect: 100-continue` first.
+async fn send_body(
+    client: &mut Buffered,
+    head: &RequestHead,
+    head_len: usize,
+    leg: &mut Leg,
+    max_body: Option<u64>,
+    out: &mut Vec<u8>,
+) -> Result<(), ProxyError> {
+    client.consume(head_len);
+    let framing = head.framing();
+    if !framing.has_body() {
+        return Ok(());
+    }
+    if head.expect_continue() && client.buffered().is_empty() && head.version() == Version::Http11 {
+        // We took Expect off the upstream request, so we owe the client the go-ahead.
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let (res, o) = write_all(&mut client.stream, std::mem::take(out)).await;
+        *out = o;
+        res.map_err(|e| ProxyError::client_io(Step::WriteResponse, &e))?;
+    }
+    let copy = Copy {
+        from: From::Client,
+        read_timeout: CLIENT_BODY_TIMEOUT,
+        max_buffer: BUFFER_SIZE,
+        limit: max_body,
+    };
+    match framing {
+        Framing::Length(n) => copy.length(client, &mut leg.conn.stream, n).await,
+        Framing::Chunked => {
+            copy.chunked(client, &mut leg.conn.stream, out, true, true)
+                .await
+        }
+        Framing::None | Framing::CloseDelimited => Ok(()),
+    }
+}
+
+/// Reads the final response head, relaying 1xx interim responses to HTTP/1.1 clients.
+async fn read_response_head(
+    ctx: &WorkerCtx,
+    client: &mut Buffered,
+    leg: &mut Leg,
+    method: Method,
+    client_version: Version,
+    deadline: Instant,
+    out: &mut Vec<u8>,
+) -> Result<(ResponseHead, usize), ProxyError> {
+    let cfg = &ctx.config;
+    let limits = HeadLimits {
+        max_head: MAX_RESPONSE_HEAD,
+        max_target: 0,
+        max_headers: MAX_HEADERS_CEILING,
+    };
+    if leg.conn.buffered().is_empty() {
+        if let Some(b) = leg.conn.lend(ctx.bufs.take()) {
+            ctx.bufs.give(b);
+        }
+    }
+    let upstream_cfg = &cfg.upstreams[leg.upstream];
+    let head_deadline = deadline.min(Instant::now() + upstream_cfg.response_timeout);
+    let mut resp = ResponseHead::new();
+    loop {
+        let parsed = resp.parse(leg.conn.buffered(), &limits, method);
+        match parsed {
+            Ok(Some(len)) if (100..200).contains(&resp.status()) && resp.status() != 101 => {
+                if client_version == Version::Http11 {
+                    out.clear();
+                    let reason = &leg.conn.buffered()[resp.reason()];
+                    let line = StatusLine {
+                        status: resp.status(),
+                        reason,
+                        framing: OutFraming::None,
+                        keep_length: false,
+                        upgrade: false,
+                        close: false,
+                    };
+                    write_response_head(
+                        out,
+                        leg.conn.buffered(),
+                        resp.fields(),
+                        resp.connection(),
+                        &line,
+                        &Default::default(),
+                    );
+                    let (res, o) = write_all(&mut client.stream, std::mem::take(out)).await;
+                    *out = o;
+                    res.map_err(|e| ProxyError::client_io(Step::WriteResponse, &e))?;
+                }
+                leg.conn.consume(len);
+                continue;
+            }
+            Ok(Some(len)) => return Ok((resp, len)),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(ProxyError::upstream(
+                    Step::ReadResponseHead,
+                    Kind::Malformed(e),
+                ))
+            }
+        }
+        match monoio::time::timeout_at(head_deadline, leg.conn.fill(MAX_RESPONSE_HEAD)).await {
+            Ok(Ok(0)) => return Err(ProxyError::upstream(Step::ReadResponseHead, Kind::Closed)),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(ProxyError::upstream_io(Step::ReadResponseHead, &e)),
+            Err(_) => return Err(ProxyError::upstream(Step::ReadResponseHead, Kind::Timeout)),
+        }
+    }
+}
+
+/// Closes an upstream connection that cannot be reused, keeping its buffer.
+fn recycle(ctx: &WorkerCtx, mut conn: Buffered) {
+    conn.consume(usize::MAX);
+    if let Some(b) = conn.reclaim() {
+        ctx.bufs.give(b);
+    }
+}
