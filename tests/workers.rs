@@ -194,7 +194,10 @@ fn ipv6_listener_serves() {
         return;
     }
     let port = free_port();
-    let cfg = basic_config(port, up.addr, 1, "").replace("127.0.0.1:", "[::1]:");
+    let cfg = basic_config(port, up.addr, 1, "").replace(
+        &format!("bind = \"127.0.0.1:{port}\""),
+        &format!("bind = \"[::1]:{port}\""),
+    );
     let _g = Gateway::start(&cfg);
     let r = roundtrip(
         std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),

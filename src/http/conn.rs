@@ -4,7 +4,7 @@
 //! An idle connection holds no buffer: it waits for readability, then borrows one from the
 //! worker's pool, and gives it back once nothing is buffered.
 
-use super::h1::{HeadLimits, RequestHead};
+use super::h1::{HeadLimits, RequestHead, ResponseHead};
 use super::status;
 use crate::proxy::buffered::Buffered;
 use crate::proxy::error::{Kind, ProxyError, Side, Step};
@@ -38,6 +38,7 @@ pub async fn serve(
     };
     let mut client = Buffered::new(stream);
     let mut head = RequestHead::new();
+    let mut resp = ResponseHead::new();
     loop {
         if client.buffered().is_empty() {
             if let Some(b) = client.reclaim() {
@@ -93,7 +94,7 @@ pub async fn serve(
             )
             .await;
         };
-        match exchange(&ctx, &mut client, &head, route, peer).await {
+        match exchange(&ctx, &mut client, &head, &mut resp, route, peer).await {
             Ok(Outcome::KeepAlive) => {}
             Ok(Outcome::Close) => return finish(&ctx, client),
             Ok(Outcome::Upgrade(upstream)) => {

@@ -64,6 +64,7 @@ pub async fn exchange(
     ctx: &WorkerCtx,
     client: &mut Buffered,
     head: &RequestHead,
+    resp: &mut ResponseHead,
     route_index: usize,
     peer: SocketAddr,
 ) -> Result<Outcome, Failure> {
@@ -78,14 +79,21 @@ pub async fn exchange(
     }
 
     let mut out = ctx.bufs.take();
-    write_upstream_head(&mut out, client.buffered(), head, route, peer);
     let head_len = head.head_len();
     let method = head.method();
     let replayable = !framing_in.has_body() && method.is_idempotent();
 
     let mut fresh_only = false;
-    let (mut leg, resp, resp_len) = loop {
-        let mut leg = acquire(ctx, route.upstream, peer, fresh_only, deadline).await?;
+    let (mut leg, resp_len) = loop {
+        let mut leg = match acquire(ctx, route.upstream, peer, fresh_only, deadline).await {
+            Ok(leg) => leg,
+            Err(e) => {
+                ctx.bufs.give(out);
+                return Err(e.into());
+            }
+        };
+        // Written anew for each attempt: `out` also carries interim responses in between.
+        write_upstream_head(&mut out, client.buffered(), head, route, peer);
         let (res, o) = write_all(&mut leg.conn.stream, out).await;
         out = o;
         let sent = match res {
@@ -98,6 +106,7 @@ pub async fn exchange(
                     ctx,
                     client,
                     &mut leg,
+                    resp,
                     method,
                     head.version(),
                     deadline,
@@ -108,7 +117,7 @@ pub async fn exchange(
             Err(e) => Err(e),
         };
         match result {
-            Ok((resp, len)) => break (leg, resp, len),
+            Ok(len) => break (leg, len),
             // A pooled connection the upstream closed just as we reused it: replay once on a
             // fresh one, only if the request is idempotent and had no body to lose.
             Err(e)
@@ -128,6 +137,9 @@ pub async fn exchange(
             }
         }
     };
+    if !framing_in.has_body() {
+        client.consume(head_len);
+    }
     {
         let mut ups = ctx.upstreams.borrow_mut();
         let st = &mut ups[route.upstream];
@@ -385,11 +397,11 @@ async fn send_body(
     max_body: Option<u64>,
     out: &mut Vec<u8>,
 ) -> Result<(), ProxyError> {
-    client.consume(head_len);
     let framing = head.framing();
     if !framing.has_body() {
-        return Ok(());
+        return Ok(()); // the head stays buffered until the exchange succeeds, for a replay
     }
+    client.consume(head_len);
     if head.expect_continue() && client.buffered().is_empty() && head.version() == Version::Http11 {
         // We took Expect off the upstream request, so we owe the client the go-ahead.
         out.clear();
@@ -419,11 +431,12 @@ async fn read_response_head(
     ctx: &WorkerCtx,
     client: &mut Buffered,
     leg: &mut Leg,
+    resp: &mut ResponseHead,
     method: Method,
     client_version: Version,
     deadline: Instant,
     out: &mut Vec<u8>,
-) -> Result<(ResponseHead, usize), ProxyError> {
+) -> Result<usize, ProxyError> {
     let cfg = &ctx.config;
     let limits = HeadLimits {
         max_head: MAX_RESPONSE_HEAD,
@@ -437,7 +450,6 @@ async fn read_response_head(
     }
     let upstream_cfg = &cfg.upstreams[leg.upstream];
     let head_deadline = deadline.min(Instant::now() + upstream_cfg.response_timeout);
-    let mut resp = ResponseHead::new();
     loop {
         let parsed = resp.parse(leg.conn.buffered(), &limits, method);
         match parsed {
@@ -468,7 +480,7 @@ async fn read_response_head(
                 leg.conn.consume(len);
                 continue;
             }
-            Ok(Some(len)) => return Ok((resp, len)),
+            Ok(Some(len)) => return Ok(len),
             Ok(None) => {}
             Err(e) => {
                 return Err(ProxyError::upstream(
