@@ -314,6 +314,9 @@ impl Config {
             );
         }
         for (i, u) in self.upstreams.iter().enumerate() {
+            if u.balance != Balance::RoundRobin {
+                out.push(format!("upstream[{i}].balance = {:?}", u.balance));
+            }
             if u.tls.is_some() {
                 out.push(format!("upstream[{i}].tls"));
             }
