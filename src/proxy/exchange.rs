@@ -85,19 +85,41 @@ pub async fn exchange(
 
     let mut fresh_only = false;
     let (mut leg, resp_len) = loop {
-        let mut leg = match acquire(ctx, route.upstream, peer, fresh_only, deadline).await {
-            Ok(leg) => leg,
-            Err(e) => {
-                ctx.bufs.give(out);
-                return Err(e.into());
-            }
-        };
+        let mut leg =
+            match acquire(ctx, route.upstream, peer, fresh_only, !replayable, deadline).await {
+                Ok(leg) => leg,
+                Err(e) => {
+                    ctx.bufs.give(out);
+                    return Err(e.into());
+                }
+            };
         // Written anew for each attempt: `out` also carries interim responses in between.
         write_upstream_head(&mut out, client.buffered(), head, route, peer);
+        // Body bytes that arrived with the head ride in the same write.
+        let early = match framing_in {
+            Framing::Length(n) => {
+                let room = BUFFER_SIZE.saturating_sub(out.len());
+                let avail = client.buffered().len().saturating_sub(head_len);
+                (n.min(avail as u64) as usize).min(room)
+            }
+            _ => 0,
+        };
+        out.extend_from_slice(&client.buffered()[head_len..head_len + early]);
         let (res, o) = write_all(&mut leg.conn.stream, out).await;
         out = o;
         let sent = match res {
-            Ok(()) => send_body(client, head, head_len, &mut leg, route.max_body, &mut out).await,
+            Ok(()) => {
+                send_body(
+                    client,
+                    head,
+                    head_len,
+                    early,
+                    &mut leg,
+                    route.max_body,
+                    &mut out,
+                )
+                .await
+            }
             Err(e) => Err(ProxyError::upstream_io(Step::WriteRequest, &e)),
         };
         let result = match sent {
@@ -216,6 +238,14 @@ pub async fn exchange(
     );
     let upstream_keeps = resp.keep_alive() && framing != Framing::CloseDelimited;
     leg.conn.consume(resp_len);
+    // Body bytes that arrived with the head go out in the same write.
+    let mut early = 0;
+    if let Framing::Length(n) = framing {
+        let room = BUFFER_SIZE.saturating_sub(out.len());
+        early = (n.min(leg.conn.buffered().len() as u64) as usize).min(room);
+        out.extend_from_slice(&leg.conn.buffered()[..early]);
+        leg.conn.consume(early);
+    }
     let (res, o) = write_all(&mut client.stream, out).await;
     out = o;
     if let Err(e) = res {
@@ -235,7 +265,10 @@ pub async fn exchange(
     };
     let copied = match framing {
         Framing::None => Ok(()),
-        Framing::Length(n) => copy.length(&mut leg.conn, &mut client.stream, n).await,
+        Framing::Length(n) => {
+            copy.length(&mut leg.conn, &mut client.stream, n - early as u64)
+                .await
+        }
         Framing::Chunked => {
             copy.chunked(
                 &mut leg.conn,
@@ -335,11 +368,15 @@ fn write_upstream_head(
 }
 
 /// A pooled connection, or a new one; connect failures move on to other endpoints.
+///
+/// `verify` checks a pooled connection for a close before use; requests that can be replayed
+/// skip it (a dead connection costs them one retry, not an error), saving a syscall each.
 async fn acquire(
     ctx: &WorkerCtx,
     upstream: usize,
     peer: SocketAddr,
     fresh_only: bool,
+    verify: bool,
     deadline: Instant,
 ) -> Result<Leg, ProxyError> {
     let cfg = &ctx.config.upstreams[upstream];
@@ -355,7 +392,7 @@ async fn acquire(
                 tried: &tried[..attempt],
             });
             if !fresh_only {
-                if let Some(stream) = st.pool.checkout(ep) {
+                if let Some(stream) = st.pool.checkout(ep, verify) {
                     return Ok(Leg {
                         upstream,
                         endpoint: ep,
@@ -393,6 +430,7 @@ async fn send_body(
     client: &mut Buffered,
     head: &RequestHead,
     head_len: usize,
+    early: usize,
     leg: &mut Leg,
     max_body: Option<u64>,
     out: &mut Vec<u8>,
@@ -401,8 +439,12 @@ async fn send_body(
     if !framing.has_body() {
         return Ok(()); // the head stays buffered until the exchange succeeds, for a replay
     }
-    client.consume(head_len);
-    if head.expect_continue() && client.buffered().is_empty() && head.version() == Version::Http11 {
+    client.consume(head_len + early);
+    if head.expect_continue()
+        && early == 0
+        && client.buffered().is_empty()
+        && head.version() == Version::Http11
+    {
         // We took Expect off the upstream request, so we owe the client the go-ahead.
         out.clear();
         out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -417,7 +459,10 @@ async fn send_body(
         limit: max_body,
     };
     match framing {
-        Framing::Length(n) => copy.length(client, &mut leg.conn.stream, n).await,
+        Framing::Length(n) => {
+            copy.length(client, &mut leg.conn.stream, n - early as u64)
+                .await
+        }
         Framing::Chunked => {
             copy.chunked(client, &mut leg.conn.stream, out, true, true)
                 .await

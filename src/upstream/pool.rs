@@ -31,13 +31,15 @@ impl Pool {
         }
     }
 
-    /// The most recently used live connection to `endpoint`, if any.
-    pub fn checkout(&mut self, endpoint: usize) -> Option<TcpStream> {
+    /// The most recently used connection to `endpoint` that is within its idle timeout and,
+    /// when `verify`, has not been closed by the upstream.
+    pub fn checkout(&mut self, endpoint: usize, verify: bool) -> Option<TcpStream> {
         let now = Instant::now();
         let queue = self.idle.get_mut(endpoint)?;
         while let Some(c) = queue.pop_back() {
             self.count -= 1;
-            if now.duration_since(c.since) < self.idle_timeout && still_open(&c.stream) {
+            if now.duration_since(c.since) < self.idle_timeout && (!verify || still_open(&c.stream))
+            {
                 return Some(c.stream);
             }
         }
