@@ -124,17 +124,7 @@ pub async fn exchange(
         };
         let result = match sent {
             Ok(()) => {
-                read_response_head(
-                    ctx,
-                    client,
-                    &mut leg,
-                    resp,
-                    method,
-                    head.version(),
-                    deadline,
-                    &mut out,
-                )
-                .await
+                read_response_head(ctx, client, &mut leg, resp, head, deadline, &mut out).await
             }
             Err(e) => Err(e),
         };
@@ -477,11 +467,11 @@ async fn read_response_head(
     client: &mut Buffered,
     leg: &mut Leg,
     resp: &mut ResponseHead,
-    method: Method,
-    client_version: Version,
+    request: &RequestHead,
     deadline: Instant,
     out: &mut Vec<u8>,
 ) -> Result<usize, ProxyError> {
+    let (method, client_version) = (request.method(), request.version());
     let cfg = &ctx.config;
     let limits = HeadLimits {
         max_head: MAX_RESPONSE_HEAD,
