@@ -70,11 +70,23 @@ pub fn run(spec: WorkerSpec) {
     };
     let started = spec.started.clone();
     let built = match spec.selection.driver {
-        Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .enable_timer()
-            .with_entries(URING_ENTRIES)
-            .build()
-            .map(|mut rt| rt.block_on(worker_main(spec, pinned))),
+        Driver::IoUring => {
+            // COOP_TASKRUN: completions wait for our next io_uring_enter instead of interrupting
+            // the worker with an IPI; SINGLE_ISSUER: only this thread submits. Kernels older
+            // than 6.0 refuse these flags, so fall back to a plain ring.
+            let mut tuned = io_uring::IoUring::builder();
+            tuned.setup_coop_taskrun().setup_single_issuer();
+            let build = |urb: io_uring::Builder| {
+                monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                    .enable_timer()
+                    .with_entries(URING_ENTRIES)
+                    .uring_builder(urb)
+                    .build()
+            };
+            build(tuned)
+                .or_else(|_| build(io_uring::IoUring::builder()))
+                .map(|mut rt| rt.block_on(worker_main(spec, pinned)))
+        }
         Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()

@@ -77,23 +77,33 @@ impl std::error::Error for ChunkError {}
 /// Where the decoder is inside the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
+    /// On a chunk-size line or the CRLF after data: consumed one octet at a time.
+    Line(LineState),
+    /// Inside chunk data.
+    Data { remaining: u64 },
+    /// After the last chunk: trailer lines, then an empty line.
+    Trailers(Trailers),
+    /// The final CRLF was consumed.
+    Done,
+}
+
+/// Where the decoder is on a line it consumes octet by octet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineState {
     /// Reading size digits.
     Size { digits: usize, size: u64 },
     /// After the digits: extensions (or nothing) up to CR; `ext` counts their octets.
     Ext { size: u64, at: Ext, ext: usize },
     /// CR of the size line seen; LF must follow.
     SizeLf { size: u64 },
-    /// Inside chunk data.
-    Data { remaining: u64 },
     /// Data over; CR must follow.
     DataCr,
     /// CR after data seen; LF must follow.
     DataLf,
-    /// After the last chunk: trailer lines, then an empty line.
-    Trailers(Trailers),
-    /// The final CRLF was consumed.
-    Done,
 }
+
+/// The state at the start of every chunk.
+const CHUNK_START: State = State::Line(LineState::Size { digits: 0, size: 0 });
 
 /// Decodes one chunked body; create a new one (or [`ChunkedDecoder::reset`]) per message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,9 +113,7 @@ pub struct ChunkedDecoder {
 
 impl Default for ChunkedDecoder {
     fn default() -> Self {
-        ChunkedDecoder {
-            state: State::Size { digits: 0, size: 0 },
-        }
+        ChunkedDecoder { state: CHUNK_START }
     }
 }
 
@@ -141,7 +149,7 @@ impl ChunkedDecoder {
                     let n = usize::try_from(*remaining).map_or(available, |r| r.min(available));
                     *remaining -= n as u64;
                     if *remaining == 0 {
-                        self.state = State::DataCr;
+                        self.state = State::Line(LineState::DataCr);
                     }
                     return Ok((pos + n, Event::Data(pos..pos + n)));
                 }
@@ -159,59 +167,60 @@ impl ChunkedDecoder {
                     return Ok((pos + used, event));
                 }
                 State::Done => return Ok((pos, Event::Done)),
-                _ => {
+                State::Line(line) => {
                     let Some(&b) = input.get(pos) else {
                         return Ok((pos, Event::NeedMore));
                     };
-                    self.state = self.line_byte(b)?;
+                    self.state = line_byte(*line, b)?;
                     pos += 1;
                 }
             }
         }
     }
+}
 
-    /// Advances through a size line or a data CRLF by one byte.
-    fn line_byte(&self, b: u8) -> Result<State, ChunkError> {
-        Ok(match self.state {
-            State::Size { digits, size } => match (b as char).to_digit(16) {
-                Some(_) if digits == MAX_CHUNK_SIZE_DIGITS => return Err(ChunkError::SizeTooLong),
-                // At most 16 digits, so the shift never drops a set bit.
-                Some(d) => State::Size {
-                    digits: digits + 1,
-                    size: (size << 4) | u64::from(d),
-                },
-                None if digits == 0 => return Err(ChunkError::Size),
-                None => Self::ext_byte(size, Ext::Start, 0, b)?,
+/// Advances through a size line or a data CRLF by one octet.
+fn line_byte(line: LineState, b: u8) -> Result<State, ChunkError> {
+    let next = match line {
+        LineState::Size { digits, size } => match (b as char).to_digit(16) {
+            Some(_) if digits == MAX_CHUNK_SIZE_DIGITS => return Err(ChunkError::SizeTooLong),
+            // At most 16 digits, so the shift never drops a set bit.
+            Some(d) => LineState::Size {
+                digits: digits + 1,
+                size: (size << 4) | u64::from(d),
             },
-            State::Ext { size, at, ext } => Self::ext_byte(size, at, ext, b)?,
-            State::SizeLf { size } => match (b, size) {
-                (b'\n', 0) => State::Trailers(Trailers::default()),
-                (b'\n', _) => State::Data { remaining: size },
-                _ => return Err(ChunkError::LineEnding),
-            },
-            State::DataCr if b == b'\r' => State::DataLf,
-            State::DataLf if b == b'\n' => State::Size { digits: 0, size: 0 },
-            State::DataCr | State::DataLf => return Err(ChunkError::DataNotFollowedByCrlf),
-            // The caller only hands us line states; anything else is a broken invariant.
-            State::Data { .. } | State::Trailers(_) | State::Done => return Err(ChunkError::Size),
-        })
-    }
-
-    /// Feeds one byte after the size digits to the extension grammar.
-    fn ext_byte(size: u64, at: Ext, ext: usize, b: u8) -> Result<State, ChunkError> {
-        match chunk_ext::step(at, b) {
-            Step::LineEnd => Ok(State::SizeLf { size }),
-            Step::Next(_) if ext >= MAX_CHUNK_EXT => Err(ChunkError::ExtensionTooLong),
-            Step::Next(at) => Ok(State::Ext {
-                size,
-                at,
-                ext: ext + 1,
-            }),
-            Step::Invalid if b == b'\n' => Err(ChunkError::LineEnding),
-            // Right after the digits, a stray byte is part of a malformed size (`0x1`, `1_0`).
-            Step::Invalid if matches!(at, Ext::Start | Ext::BeforeSemi) => Err(ChunkError::Size),
-            Step::Invalid => Err(ChunkError::Extension),
+            None if digits == 0 => return Err(ChunkError::Size),
+            None => ext_byte(size, Ext::Start, 0, b)?,
+        },
+        LineState::Ext { size, at, ext } => ext_byte(size, at, ext, b)?,
+        LineState::SizeLf { size } => {
+            return match (b, size) {
+                (b'\n', 0) => Ok(State::Trailers(Trailers::default())),
+                (b'\n', _) => Ok(State::Data { remaining: size }),
+                _ => Err(ChunkError::LineEnding),
+            };
         }
+        LineState::DataCr if b == b'\r' => LineState::DataLf,
+        LineState::DataLf if b == b'\n' => return Ok(CHUNK_START),
+        LineState::DataCr | LineState::DataLf => return Err(ChunkError::DataNotFollowedByCrlf),
+    };
+    Ok(State::Line(next))
+}
+
+/// Feeds one octet after the size digits to the extension grammar.
+fn ext_byte(size: u64, at: Ext, ext: usize, b: u8) -> Result<LineState, ChunkError> {
+    match chunk_ext::step(at, b) {
+        Step::LineEnd => Ok(LineState::SizeLf { size }),
+        Step::Next(_) if ext >= MAX_CHUNK_EXT => Err(ChunkError::ExtensionTooLong),
+        Step::Next(at) => Ok(LineState::Ext {
+            size,
+            at,
+            ext: ext + 1,
+        }),
+        Step::Invalid if b == b'\n' => Err(ChunkError::LineEnding),
+        // Right after the digits, a stray octet is part of a malformed size (`0x1`, `1_0`).
+        Step::Invalid if matches!(at, Ext::Start | Ext::BeforeSemi) => Err(ChunkError::Size),
+        Step::Invalid => Err(ChunkError::Extension),
     }
 }
 

@@ -37,9 +37,10 @@ pub(super) fn early_target_check(buf: &[u8], max_target: usize) -> Result<(), He
     let line = buf.get(start..).unwrap_or_default();
     let bound = max_target.saturating_add(REQUEST_LINE_OVERHEAD);
     let probe = line.get(..bound.saturating_add(1)).unwrap_or(line);
-    match probe.contains(&b'\n') || probe.len() <= bound {
-        true => Ok(()),
-        false => Err(HeadError::TargetTooLong),
+    if probe.contains(&b'\n') || probe.len() <= bound {
+        Ok(())
+    } else {
+        Err(HeadError::TargetTooLong)
     }
 }
 

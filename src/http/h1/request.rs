@@ -73,9 +73,10 @@ impl RequestHead {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => {
                 check_crlf(window)?;
-                return match buf.len() > limits.max_head {
-                    true => Err(HeadError::HeadTooLarge),
-                    false => Ok(None),
+                return if buf.len() > limits.max_head {
+                    Err(HeadError::HeadTooLarge)
+                } else {
+                    Ok(None)
                 };
             }
             Err(e) => return Err(request_error(e, window, req.method.is_some())),
@@ -234,21 +235,21 @@ fn request_error(e: httparse::Error, window: &[u8], method_seen: bool) -> HeadEr
         httparse::Error::Token => {
             // A target stopped by a bad byte is the target's fault; a missing one is the line's.
             let target = parts.nth(1).unwrap_or_default();
-            match target.is_empty() || (complete && parts.next().is_none()) {
-                true => HeadError::RequestLine,
-                false => HeadError::Target,
+            if target.is_empty() || (complete && parts.next().is_none()) {
+                HeadError::RequestLine
+            } else {
+                HeadError::Target
             }
         }
         httparse::Error::Version => {
             // `GET /a b HTTP/1.1` fails in the version too; only `HTTP/...` is a version problem.
             let version = parts.nth(2).unwrap_or_default();
             let prefix = version.get(..5).unwrap_or(version);
-            match b"HTTP/"
-                .get(..prefix.len())
-                .is_some_and(|p| prefix.eq_ignore_ascii_case(p))
-            {
-                true => HeadError::Version,
-                false => HeadError::RequestLine,
+            let http = b"HTTP/".get(..prefix.len());
+            if !prefix.is_empty() && http.is_some_and(|p| prefix.eq_ignore_ascii_case(p)) {
+                HeadError::Version
+            } else {
+                HeadError::RequestLine
             }
         }
         httparse::Error::HeaderName => diagnose(window, HeadError::FieldName),
@@ -379,6 +380,7 @@ mod tests {
             ("http/1.2", b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", Version),
             ("http/2.0", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", Version),
             ("lowercase version", b"GET / http/1.1\r\nHost: a\r\n\r\n", Version),
+            ("double space before version", b"GET /  HTTP/1.1\r\nHost: a\r\n\r\n", RequestLine),
             ("missing host", b"GET / HTTP/1.1\r\nX: a\r\n\r\n", MissingHost),
             ("two hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", MultipleHost),
             ("two hosts in 1.0", b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", MultipleHost),

@@ -67,9 +67,10 @@ impl ResponseHead {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => {
                 check_crlf(window)?;
-                return match buf.len() > limits.max_head {
-                    true => Err(HeadError::HeadTooLarge),
-                    false => Ok(None),
+                return if buf.len() > limits.max_head {
+                    Err(HeadError::HeadTooLarge)
+                } else {
+                    Ok(None)
                 };
             }
             Err(e) => return Err(response_error(e, window)),

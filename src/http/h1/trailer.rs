@@ -34,9 +34,10 @@ impl Trailers {
         let rest = input.get(from..).unwrap_or_default();
         let Some(lf) = rest.iter().position(|&b| b == b'\n').map(|i| from + i) else {
             self.scanned = input.len();
-            return match self.len.saturating_add(input.len()) > MAX_TRAILER_SECTION {
-                true => Err(ChunkError::TrailerTooLarge),
-                false => Ok((0, Line::Partial)),
+            return if self.len.saturating_add(input.len()) > MAX_TRAILER_SECTION {
+                Err(ChunkError::TrailerTooLarge)
+            } else {
+                Ok((0, Line::Partial))
             };
         };
         self.scanned = 0;
