@@ -1,0 +1,162 @@
+//! `[[listener]]` tables: bind addresses, protocols, and what tcp listeners forward to.
+
+use super::super::defaults as d;
+use super::super::file::*;
+use super::super::*;
+use super::{valid_host_pattern, Span};
+use super::{Checker, Result};
+use toml::Spanned;
+
+impl Checker<'_> {
+    pub(super) fn listener(&self, i: usize, l: ListenerFile, ups: &[Upstream]) -> Result<Listener> {
+        let key = |k: &str| format!("listener[{i}].{k}");
+        if l.name.get_ref().is_empty() {
+            return Err(self.at(&l.name, key("name"), "must not be empty"));
+        }
+        let bind = self.socket_addr(&l.bind, &key("bind"))?;
+        let backlog = match l.backlog {
+            None => d::BACKLOG,
+            Some(b) if *b.get_ref() == 0 => {
+                return Err(self.at(&b, key("backlog"), "must be at least 1"))
+            }
+            Some(b) => b.into_inner(),
+        };
+        let proto_name = l
+            .protocol
+            .as_ref()
+            .map_or(d::LISTENER_PROTOCOL, |p| p.get_ref().as_str());
+        let tcp_only = |v: Option<Span>, k: &str| -> Result<()> {
+            match v {
+                Some(span) if proto_name != "tcp" => {
+                    Err(self.src.error(span, key(k), "only for protocol = \"tcp\""))
+                }
+                _ => Ok(()),
+            }
+        };
+        tcp_only(l.upstream.as_ref().map(Spanned::span), "upstream")?;
+        tcp_only(
+            l.proxy_protocol.as_ref().map(Spanned::span),
+            "proxy_protocol",
+        )?;
+        tcp_only(
+            l.sni_routes
+                .as_ref()
+                .and_then(|m| m.values().next())
+                .map(Spanned::span),
+            "sni_routes",
+        )?;
+        let protocol = match proto_name {
+            "http" => Protocol::Http,
+            "tcp" => {
+                if let Some(t) = &l.tls {
+                    return Err(self.at(
+                        t,
+                        key("tls"),
+                        "TLS termination is for http listeners; use sni_routes to pass TLS through",
+                    ));
+                }
+                let upstream = match &l.upstream {
+                    Some(u) => Some(self.upstream_ref(u, ups, &key("upstream"))?),
+                    None => None,
+                };
+                let proxy_protocol = match &l.proxy_protocol {
+                    None => ProxyProtocol::Off,
+                    Some(p) => match p.get_ref().as_str() {
+                        "off" => ProxyProtocol::Off,
+                        "v1" => ProxyProtocol::V1,
+                        "v2" => ProxyProtocol::V2,
+                        other => {
+                            return Err(self.at(
+                                p,
+                                key("proxy_protocol"),
+                                format!("unknown value {other:?}: expected off, v1 or v2"),
+                            ))
+                        }
+                    },
+                };
+                let mut sni_routes = Vec::new();
+                for (name, target) in l.sni_routes.iter().flatten() {
+                    let k = key(&format!("sni_routes.{name:?}"));
+                    if !valid_host_pattern(name) && name != "*" {
+                        return Err(self.at(target, k, format!("invalid server name {name:?}")));
+                    }
+                    sni_routes.push((
+                        name.to_ascii_lowercase(),
+                        self.upstream_ref(target, ups, &k)?,
+                    ));
+                }
+                if upstream.is_none() && sni_routes.is_empty() {
+                    return Err(self.at(
+                        &l.name,
+                        key("upstream"),
+                        "a tcp listener needs `upstream` or `sni_routes`",
+                    ));
+                }
+                Protocol::Tcp(TcpForward {
+                    upstream,
+                    proxy_protocol,
+                    sni_routes,
+                })
+            }
+            other => {
+                let p = l
+                    .protocol
+                    .as_ref()
+                    .expect("a non-default protocol was written");
+                return Err(self.at(
+                    p,
+                    key("protocol"),
+                    format!("unknown protocol {other:?}: expected http or tcp"),
+                ));
+            }
+        };
+        let accept_proxy_protocol = match l.accept_proxy_protocol {
+            None => None,
+            Some(a) => Some(
+                a.trusted
+                    .iter()
+                    .enumerate()
+                    .map(|(j, n)| {
+                        self.ip_net(n, &key(&format!("accept_proxy_protocol.trusted[{j}]")))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let tls = match l.tls {
+            None => None,
+            Some(t) => {
+                let span = t.span();
+                let t = t.into_inner();
+                let mut certs = Vec::new();
+                match (t.cert, t.key) {
+                    (Some(c), Some(k)) => certs.push((c, k)),
+                    (None, None) => {}
+                    _ => {
+                        return Err(self.src.error(
+                            span,
+                            key("tls"),
+                            "`cert` and `key` go together",
+                        ))
+                    }
+                }
+                certs.extend(t.certs.into_iter().map(|c| (c.cert, c.key)));
+                if certs.is_empty() {
+                    return Err(self.src.error(
+                        span,
+                        key("tls"),
+                        "needs `cert` and `key`, or [[listener.tls.certs]]",
+                    ));
+                }
+                Some(ListenerTls { certs })
+            }
+        };
+        Ok(Listener {
+            name: l.name.into_inner(),
+            bind,
+            backlog,
+            protocol,
+            accept_proxy_protocol,
+            tls,
+        })
+    }
+}
