@@ -7,19 +7,17 @@ use super::error::{Kind, ProxyError, Step};
 use super::headers::{
     target_parts, write_request_head, write_response_head, OutFraming, RequestLine, StatusLine,
 };
+use super::leg::{acquire, recycle, Leg};
 use crate::http::h1::{
-    Framing, HeadLimits, Method, RequestHead, ResponseHead, Upgrade, Version, MAX_HEADERS_CEILING,
+    Framing, HeadLimits, RequestHead, ResponseHead, Upgrade, Version, MAX_HEADERS_CEILING,
 };
 use crate::route::strip_prefix;
 use crate::runtime::buffers::BUFFER_SIZE;
 use crate::runtime::worker::WorkerCtx;
-use crate::upstream::balance::PickCtx;
 use monoio::time::Instant;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Endpoints tried for one request when connecting fails (failover before any byte is sent).
-pub const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// Longest wait for the client's next body bytes (nginx's client_body_timeout).
 pub const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest response head we accept from an upstream.
@@ -51,14 +49,6 @@ impl std::convert::From<ProxyError> for Failure {
     }
 }
 
-/// An upstream connection in use by this exchange.
-struct Leg {
-    upstream: usize,
-    endpoint: usize,
-    conn: Buffered,
-    reused: bool,
-}
-
 /// Proxies the request whose head starts `client`'s buffer.
 pub async fn exchange(
     ctx: &WorkerCtx,
@@ -84,7 +74,7 @@ pub async fn exchange(
     let replayable = !framing_in.has_body() && method.is_idempotent();
 
     let mut fresh_only = false;
-    let (mut leg, resp_len) = loop {
+    let (leg, resp_len) = loop {
         let mut leg =
             match acquire(ctx, route.upstream, peer, fresh_only, !replayable, deadline).await {
                 Ok(leg) => leg,
@@ -159,144 +149,7 @@ pub async fn exchange(
         st.reused += u64::from(leg.reused);
     }
 
-    // 101: the connection becomes a tunnel.
-    if resp.status() == 101 {
-        if head.upgrade() == Upgrade::None {
-            recycle(ctx, leg.conn);
-            ctx.bufs.give(out);
-            return Err(ProxyError::upstream(
-                Step::ReadResponseHead,
-                Kind::Malformed(crate::http::h1::HeadError::StatusLine),
-            )
-            .into());
-        }
-        out.clear();
-        let line = StatusLine {
-            status: 101,
-            reason: b"Switching Protocols",
-            framing: OutFraming::None,
-            keep_length: false,
-            upgrade: true,
-            close: false,
-        };
-        write_response_head(
-            &mut out,
-            leg.conn.buffered(),
-            resp.fields(),
-            resp.connection(),
-            &line,
-            &route.response_headers,
-        );
-        leg.conn.consume(resp_len);
-        let (res, o) = write_all(&mut client.stream, out).await;
-        ctx.bufs.give(o);
-        return match res {
-            Ok(()) => Ok(Outcome::Upgrade(leg.conn)),
-            Err(e) => Err(Failure {
-                error: ProxyError::client_io(Step::WriteResponse, &e),
-                responded: true,
-            }),
-        };
-    }
-
-    let framing = resp.framing();
-    let client_11 = head.version() == Version::Http11;
-    let out_framing = match framing {
-        Framing::None => OutFraming::None,
-        Framing::Length(n) => OutFraming::Length(n),
-        Framing::Chunked | Framing::CloseDelimited if client_11 => OutFraming::Chunked,
-        Framing::Chunked | Framing::CloseDelimited => OutFraming::Close,
-    };
-    let close = !head.keep_alive() || ctx.drain.is_set() || out_framing == OutFraming::Close;
-    let status = resp.status();
-    out.clear();
-    let line = StatusLine {
-        status,
-        reason: &leg.conn.buffered()[resp.reason()],
-        framing: out_framing,
-        keep_length: framing == Framing::None && (method == Method::Head || status == 304),
-        upgrade: false,
-        close,
-    };
-    write_response_head(
-        &mut out,
-        leg.conn.buffered(),
-        resp.fields(),
-        resp.connection(),
-        &line,
-        &route.response_headers,
-    );
-    let upstream_keeps = resp.keep_alive() && framing != Framing::CloseDelimited;
-    leg.conn.consume(resp_len);
-    // Body bytes that arrived with the head go out in the same write.
-    let mut early = 0;
-    if let Framing::Length(n) = framing {
-        let room = BUFFER_SIZE.saturating_sub(out.len());
-        early = (n.min(leg.conn.buffered().len() as u64) as usize).min(room);
-        out.extend_from_slice(&leg.conn.buffered()[..early]);
-        leg.conn.consume(early);
-    }
-    let (res, o) = write_all(&mut client.stream, out).await;
-    out = o;
-    if let Err(e) = res {
-        recycle(ctx, leg.conn);
-        ctx.bufs.give(out);
-        return Err(Failure {
-            error: ProxyError::client_io(Step::WriteResponse, &e),
-            responded: true,
-        });
-    }
-    let upstream_cfg = &config.upstreams[route.upstream];
-    let copy = Copy {
-        from: From::Upstream,
-        read_timeout: upstream_cfg.response_timeout,
-        max_buffer: BUFFER_SIZE,
-        limit: None,
-    };
-    let copied = match framing {
-        Framing::None => Ok(()),
-        Framing::Length(n) => {
-            copy.length(&mut leg.conn, &mut client.stream, n - early as u64)
-                .await
-        }
-        Framing::Chunked => {
-            copy.chunked(
-                &mut leg.conn,
-                &mut client.stream,
-                &mut out,
-                client_11,
-                head.te_trailers(),
-            )
-            .await
-        }
-        Framing::CloseDelimited => {
-            copy.until_close(&mut leg.conn, &mut client.stream, &mut out, client_11)
-                .await
-        }
-    };
-    ctx.bufs.give(out);
-    if let Err(e) = copied {
-        recycle(ctx, leg.conn);
-        return Err(Failure {
-            error: e,
-            responded: true,
-        });
-    }
-    if upstream_keeps && leg.conn.buffered().is_empty() {
-        if let Some(b) = leg.conn.reclaim() {
-            ctx.bufs.give(b);
-        }
-        ctx.upstreams.borrow_mut()[route.upstream]
-            .pool
-            .checkin(leg.endpoint, leg.conn.stream);
-    } else {
-        recycle(ctx, leg.conn);
-    }
-    Ok(if close {
-        Outcome::Close
-    } else {
-        Outcome::KeepAlive
-    })
+    super::respond::relay(ctx, client, head, resp, resp_len, leg, route, out).await
 }
 
 /// Writes the upstream request head for `head` into `out`.
@@ -355,64 +208,6 @@ fn write_upstream_head(
         &line,
         &route.request_headers,
     );
-}
-
-/// A pooled connection, or a new one; connect failures move on to other endpoints.
-///
-/// `verify` checks a pooled connection for a close before use; requests that can be replayed
-/// skip it (a dead connection costs them one retry, not an error), saving a syscall each.
-async fn acquire(
-    ctx: &WorkerCtx,
-    upstream: usize,
-    peer: SocketAddr,
-    fresh_only: bool,
-    verify: bool,
-    deadline: Instant,
-) -> Result<Leg, ProxyError> {
-    let cfg = &ctx.config.upstreams[upstream];
-    let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS];
-    let attempts = MAX_CONNECT_ATTEMPTS.min(cfg.endpoints.len()).max(1);
-    let mut last = ProxyError::upstream(Step::Connect, Kind::Refused);
-    for attempt in 0..attempts {
-        let endpoint = {
-            let mut ups = ctx.upstreams.borrow_mut();
-            let st = &mut ups[upstream];
-            let ep = st.balancer.pick(&PickCtx {
-                client: peer.ip(),
-                tried: &tried[..attempt],
-            });
-            if !fresh_only {
-                if let Some(stream) = st.pool.checkout(ep, verify) {
-                    return Ok(Leg {
-                        upstream,
-                        endpoint: ep,
-                        conn: Buffered::new(stream),
-                        reused: true,
-                    });
-                }
-            }
-            ep
-        };
-        tried[attempt] = endpoint;
-        let limit = cfg
-            .connect_timeout
-            .min(deadline.saturating_duration_since(Instant::now()));
-        match crate::upstream::connect(cfg.endpoints[endpoint].addr, limit).await {
-            Ok(stream) => {
-                return Ok(Leg {
-                    upstream,
-                    endpoint,
-                    conn: Buffered::new(stream),
-                    reused: false,
-                })
-            }
-            Err(e) => {
-                tracing::warn!(upstream = %cfg.name, endpoint = %cfg.endpoints[endpoint].addr, error = %e, "connect failed");
-                last = e;
-            }
-        }
-    }
-    Err(last)
 }
 
 /// Sends the request body (if any) after the head; answers `Expect: 100-continue` first.
@@ -530,13 +325,5 @@ async fn read_response_head(
             Ok(Err(e)) => return Err(ProxyError::upstream_io(Step::ReadResponseHead, &e)),
             Err(_) => return Err(ProxyError::upstream(Step::ReadResponseHead, Kind::Timeout)),
         }
-    }
-}
-
-/// Closes an upstream connection that cannot be reused, keeping its buffer.
-fn recycle(ctx: &WorkerCtx, mut conn: Buffered) {
-    conn.consume(usize::MAX);
-    if let Some(b) = conn.reclaim() {
-        ctx.bufs.give(b);
     }
 }

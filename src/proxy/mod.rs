@@ -5,6 +5,8 @@ pub mod buffered;
 pub mod error;
 mod exchange;
 pub mod headers;
+mod leg;
+mod respond;
 mod tunnel;
 
 pub use exchange::{exchange, Failure, Outcome};
