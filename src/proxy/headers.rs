@@ -12,29 +12,38 @@ use std::net::IpAddr;
 /// Our `Via` pseudonym (RFC 9110 §7.6.3).
 pub const VIA: &str = "1.1 coregate";
 
-/// Fields that describe one connection, not the message (RFC 9110 §7.6.1), plus the ones we
-/// regenerate ourselves (framing, Expect, forwarding fields).
-fn dropped(name: &[u8]) -> bool {
-    const NAMES: [&str; 15] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-authenticate",
-        "content-length",
-        "expect",
-        "x-real-ip",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-    ];
-    NAMES
+/// Hop-by-hop fields (RFC 9110 §7.6.1), dropped both ways, and the framing we always redo.
+const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "content-length",
+];
+
+/// Request fields we answer (Expect) or set ourselves (the forwarding fields).
+const REGENERATED: [&str; 5] = [
+    "expect",
+    "x-real-ip",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+fn one_of(name: &[u8], names: &[&str]) -> bool {
+    names
         .iter()
         .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+}
+
+/// Request fields not forwarded as received.
+fn dropped(name: &[u8]) -> bool {
+    one_of(name, &HOP_BY_HOP) || one_of(name, &REGENERATED)
 }
 
 fn in_rules(rules: &HeaderRules, name: &[u8]) -> bool {
@@ -222,22 +231,9 @@ pub fn write_response_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Response fields that are per connection, or that we regenerate.
+/// Response fields not forwarded as received.
 fn dropped_response(name: &[u8]) -> bool {
-    const NAMES: [&str; 9] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "content-length",
-    ];
-    NAMES
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    one_of(name, &HOP_BY_HOP)
 }
 
 /// Splits an absolute-form target `http://authority/path?q` into (authority, origin-form path).

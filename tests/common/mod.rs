@@ -267,8 +267,17 @@ pub fn closed_by_peer(s: &mut TcpStream) -> bool {
     }
 }
 
-/// /proc/net/tcp rows (v4 and v6) as (state, local port, rx_queue).
-fn tcp_rows() -> Vec<(String, u16, u64)> {
+/// One /proc/net/tcp (or tcp6) row.
+struct TcpRow {
+    state: String,
+    local: u16,
+    remote: u16,
+    rx_queue: u64,
+}
+
+/// /proc/net/tcp rows, v4 and v6.
+fn tcp_rows() -> Vec<TcpRow> {
+    let port = |f: &str| u16::from_str_radix(f.rsplit(':').next()?, 16).ok();
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .flat_map(|p| {
@@ -281,9 +290,12 @@ fn tcp_rows() -> Vec<(String, u16, u64)> {
         })
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
-            let rx = u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()?;
-            Some((f.get(3)?.to_string(), port, rx))
+            Some(TcpRow {
+                state: f.get(3)?.to_string(),
+                local: port(f.get(1)?)?,
+                remote: port(f.get(2)?)?,
+                rx_queue: u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()?,
+            })
         })
         .collect()
 }
@@ -291,21 +303,10 @@ fn tcp_rows() -> Vec<(String, u16, u64)> {
 /// TCP states (hex, as in /proc/net/tcp: 01 ESTABLISHED, 08 CLOSE_WAIT...) of sockets whose
 /// remote port is `port`: the client side of connections to a server on `port`.
 pub fn states_towards(port: u16) -> Vec<String> {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap_or_default()
-                .lines()
-                .skip(1)
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let remote = u16::from_str_radix(f.get(2)?.rsplit(':').next()?, 16).ok()?;
-            (remote == port).then(|| f[3].to_string())
-        })
+    tcp_rows()
+        .into_iter()
+        .filter(|r| r.remote == port)
+        .map(|r| r.state)
         .collect()
 }
 
@@ -315,17 +316,20 @@ pub fn accepted_and_read(port: u16) -> bool {
     let rows = tcp_rows();
     let backlog_empty = rows
         .iter()
-        .filter(|r| r.0 == "0A" && r.1 == port)
-        .all(|r| r.2 == 0);
-    let server_side: Vec<_> = rows.iter().filter(|r| r.0 == "01" && r.1 == port).collect();
-    backlog_empty && !server_side.is_empty() && server_side.iter().all(|r| r.2 == 0)
+        .filter(|r| r.state == "0A" && r.local == port)
+        .all(|r| r.rx_queue == 0);
+    let server_side: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state == "01" && r.local == port)
+        .collect();
+    backlog_empty && !server_side.is_empty() && server_side.iter().all(|r| r.rx_queue == 0)
 }
 
 /// Listening sockets (state LISTEN) on `port`, from /proc/net/tcp and tcp6.
 pub fn listening_sockets(port: u16) -> usize {
     tcp_rows()
         .iter()
-        .filter(|r| r.0 == "0A" && r.1 == port)
+        .filter(|r| r.state == "0A" && r.local == port)
         .count()
 }
 
