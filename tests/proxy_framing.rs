@@ -290,3 +290,26 @@ fn invalid_upstream_framing_is_502() {
         assert_eq!(r.status, 502, "for {:?}", String::from_utf8_lossy(bad));
     }
 }
+
+#[test]
+fn chunk_extension_limit_is_configurable() {
+    let up = Upstream::ok("ok");
+    let port = free_port();
+    let _g = Gateway::start(&basic_config(
+        port,
+        up.addr,
+        1,
+        "\n[limits]\nmax_chunk_ext = 8",
+    ));
+    let head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let ok = roundtrip(
+        addr(port),
+        format!("{head}1;a=b\r\nx\r\n0\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(ok.status, 200);
+    let mut s = connect(addr(port));
+    s.write_all(format!("{head}1;name=long-value\r\nx\r\n0\r\n\r\n").as_bytes())
+        .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 400);
+    assert!(closed_by_peer(&mut s));
+}

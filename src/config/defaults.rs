@@ -26,6 +26,8 @@ pub const MAX_REQUEST_TARGET: u64 = 16 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// Largest `limits.max_headers` accepted: header slots live on the parser's stack.
 pub const MAX_HEADERS_CEILING: usize = 256;
+/// `limits.max_chunk_ext`: chunk-extension octets per chunk line; beyond it 400 (502 upstream).
+pub const MAX_CHUNK_EXT: u64 = 4096;
 /// `limits.client_header_timeout`: the whole request head must arrive within it, else 408.
 pub const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `limits.client_idle_timeout`: an idle keep-alive client connection is closed after it.

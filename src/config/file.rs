@@ -48,6 +48,7 @@ pub struct LimitsFile {
     pub max_request_head: Option<Spanned<ByteSize>>,
     pub max_request_target: Option<Spanned<ByteSize>>,
     pub max_headers: Option<Spanned<usize>>,
+    pub max_chunk_ext: Option<Spanned<ByteSize>>,
     pub client_header_timeout: Option<DurationStr>,
     pub client_idle_timeout: Option<DurationStr>,
 }

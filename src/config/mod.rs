@@ -56,6 +56,7 @@ pub struct Limits {
     pub max_request_head: usize,
     pub max_request_target: usize,
     pub max_headers: usize,
+    pub max_chunk_ext: usize,
     pub client_header_timeout: Duration,
     pub client_idle_timeout: Duration,
 }

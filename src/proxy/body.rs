@@ -43,6 +43,8 @@ pub struct Copy {
     pub max_buffer: usize,
     /// Most body bytes allowed (chunked request bodies against `max_body`).
     pub limit: Option<u64>,
+    /// Longest chunk extension accepted per chunk line.
+    pub max_chunk_ext: usize,
 }
 
 impl Copy {
@@ -130,7 +132,7 @@ impl Copy {
         rechunk: bool,
         trailers: bool,
     ) -> Result<(), ProxyError> {
-        let mut decoder = ChunkedDecoder::new();
+        let mut decoder = ChunkedDecoder::with_max_ext(self.max_chunk_ext);
         let mut total: u64 = 0;
         out.clear();
         let mut trailer_started = false;

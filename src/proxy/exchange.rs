@@ -105,7 +105,13 @@ pub async fn exchange(
                     head_len,
                     early,
                     &mut leg,
-                    route.max_body,
+                    Copy {
+                        from: From::Client,
+                        read_timeout: CLIENT_BODY_TIMEOUT,
+                        max_buffer: BUFFER_SIZE,
+                        limit: route.max_body,
+                        max_chunk_ext: config.limits.max_chunk_ext,
+                    },
                     &mut out,
                 )
                 .await
@@ -217,7 +223,7 @@ async fn send_body(
     head_len: usize,
     early: usize,
     leg: &mut Leg,
-    max_body: Option<u64>,
+    copy: Copy,
     out: &mut Vec<u8>,
 ) -> Result<(), ProxyError> {
     let framing = head.framing();
@@ -237,12 +243,6 @@ async fn send_body(
         *out = o;
         res.map_err(|e| ProxyError::client_io(Step::WriteResponse, &e))?;
     }
-    let copy = Copy {
-        from: From::Client,
-        read_timeout: CLIENT_BODY_TIMEOUT,
-        max_buffer: BUFFER_SIZE,
-        limit: max_body,
-    };
     match framing {
         Framing::Length(n) => {
             copy.length(client, &mut leg.conn.stream, n - early as u64)

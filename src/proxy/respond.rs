@@ -119,6 +119,7 @@ pub(super) async fn relay(
         read_timeout: upstream_cfg.response_timeout,
         max_buffer: BUFFER_SIZE,
         limit: None,
+        max_chunk_ext: ctx.config.limits.max_chunk_ext,
     };
     let copied = match framing {
         Framing::None => Ok(()),

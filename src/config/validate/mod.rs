@@ -184,6 +184,7 @@ impl Checker<'_> {
             "limits.max_request_head",
             d::MAX_REQUEST_HEAD,
         )?;
+        let max_chunk_ext = size(l.max_chunk_ext, "limits.max_chunk_ext", d::MAX_CHUNK_EXT)?;
         let max_request_target = size(
             l.max_request_target,
             "limits.max_request_target",
@@ -204,6 +205,7 @@ impl Checker<'_> {
             max_request_head,
             max_request_target,
             max_headers,
+            max_chunk_ext,
             client_header_timeout: l
                 .client_header_timeout
                 .map_or(d::CLIENT_HEADER_TIMEOUT, |t| t.0),

@@ -14,7 +14,7 @@ use std::ops::Range;
 pub const MAX_CHUNK_SIZE_DIGITS: usize = 16;
 
 /// Octets after the size on one chunk line (extensions); nobody needs more, a flood is refused.
-pub const MAX_CHUNK_EXT: usize = 4096;
+pub const MAX_CHUNK_EXT: usize = crate::config::defaults::MAX_CHUNK_EXT as usize;
 
 /// What the decoder found; ranges index the slice given to [`ChunkedDecoder::decode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,11 +109,16 @@ const CHUNK_START: State = State::Line(LineState::Size { digits: 0, size: 0 });
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkedDecoder {
     state: State,
+    /// Longest extension text accepted per chunk line.
+    max_ext: usize,
 }
 
 impl Default for ChunkedDecoder {
     fn default() -> Self {
-        ChunkedDecoder { state: CHUNK_START }
+        ChunkedDecoder {
+            state: CHUNK_START,
+            max_ext: MAX_CHUNK_EXT,
+        }
     }
 }
 
@@ -123,9 +128,17 @@ impl ChunkedDecoder {
         Self::default()
     }
 
+    /// A decoder that refuses chunk extensions longer than `max_ext` octets per line.
+    pub fn with_max_ext(max_ext: usize) -> Self {
+        ChunkedDecoder {
+            state: CHUNK_START,
+            max_ext,
+        }
+    }
+
     /// Readies the decoder for the next body.
     pub fn reset(&mut self) {
-        *self = Self::default();
+        self.state = CHUNK_START;
     }
 
     /// Whether the whole body, trailers included, has been decoded.
@@ -171,7 +184,7 @@ impl ChunkedDecoder {
                     let Some(&b) = input.get(pos) else {
                         return Ok((pos, Event::NeedMore));
                     };
-                    self.state = line_byte(*line, b)?;
+                    self.state = line_byte(*line, b, self.max_ext)?;
                     pos += 1;
                 }
             }
@@ -180,7 +193,7 @@ impl ChunkedDecoder {
 }
 
 /// Advances through a size line or a data CRLF by one octet.
-fn line_byte(line: LineState, b: u8) -> Result<State, ChunkError> {
+fn line_byte(line: LineState, b: u8, max_ext: usize) -> Result<State, ChunkError> {
     let next = match line {
         LineState::Size { digits, size } => match (b as char).to_digit(16) {
             Some(_) if digits == MAX_CHUNK_SIZE_DIGITS => return Err(ChunkError::SizeTooLong),
@@ -190,9 +203,9 @@ fn line_byte(line: LineState, b: u8) -> Result<State, ChunkError> {
                 size: (size << 4) | u64::from(d),
             },
             None if digits == 0 => return Err(ChunkError::Size),
-            None => ext_byte(size, Ext::Start, 0, b)?,
+            None => ext_byte(size, Ext::Start, 0, b, max_ext)?,
         },
-        LineState::Ext { size, at, ext } => ext_byte(size, at, ext, b)?,
+        LineState::Ext { size, at, ext } => ext_byte(size, at, ext, b, max_ext)?,
         LineState::SizeLf { size } => {
             return match (b, size) {
                 (b'\n', 0) => Ok(State::Trailers(Trailers::default())),
@@ -208,10 +221,16 @@ fn line_byte(line: LineState, b: u8) -> Result<State, ChunkError> {
 }
 
 /// Feeds one octet after the size digits to the extension grammar.
-fn ext_byte(size: u64, at: Ext, ext: usize, b: u8) -> Result<LineState, ChunkError> {
+fn ext_byte(
+    size: u64,
+    at: Ext,
+    ext: usize,
+    b: u8,
+    max_ext: usize,
+) -> Result<LineState, ChunkError> {
     match chunk_ext::step(at, b) {
         Step::LineEnd => Ok(LineState::SizeLf { size }),
-        Step::Next(_) if ext >= MAX_CHUNK_EXT => Err(ChunkError::ExtensionTooLong),
+        Step::Next(_) if ext >= max_ext => Err(ChunkError::ExtensionTooLong),
         Step::Next(at) => Ok(LineState::Ext {
             size,
             at,
