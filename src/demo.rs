@@ -99,3 +99,56 @@ fn answer(mut conn: TcpStream, name: &str) {
         }
     }
 }
+
+/// How long `coregate demo --bench` loads the demo.
+pub const DEMO_BENCH_DURATION: &str = "5s";
+
+/// For `demo --bench`: once the gateway listens, runs the `coregate-bench` installed beside this
+/// binary against it for [`DEMO_BENCH_DURATION`], then stops the gateway with SIGTERM.
+pub fn start_bench() -> Result<std::thread::JoinHandle<Result<(), String>>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let bench = exe.with_file_name("coregate-bench");
+    if !bench.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release` (it ships beside coregate)",
+            bench.display()
+        ));
+    }
+    std::thread::Builder::new()
+        .name("demo-bench".into())
+        .spawn(move || {
+            let result = run_bench(&bench);
+            // Stop the gateway whatever happened; the runtime drains on SIGTERM.
+            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGTERM);
+            result
+        })
+        .map_err(|e| format!("cannot start the demo bench: {e}"))
+}
+
+fn run_bench(bench: &std::path::Path) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    while TcpStream::connect(DEMO_ADDR).is_err() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            return Err(format!("the demo gateway did not listen on {DEMO_ADDR}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    println!(
+        "coregate demo --bench: {DEMO_BENCH_DURATION} of load through http://{DEMO_ADDR}/ ..."
+    );
+    let status = std::process::Command::new(bench)
+        .args([
+            "-c",
+            "32",
+            "-d",
+            DEMO_BENCH_DURATION,
+            &format!("http://{DEMO_ADDR}/"),
+        ])
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", bench.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("coregate-bench failed ({status})"))
+    }
+}

@@ -39,7 +39,11 @@ enum Command {
         config: PathBuf,
     },
     /// Run on the embedded default config: 127.0.0.1:8080, until Ctrl-C.
-    Demo,
+    Demo {
+        /// Run a 5-second load through the demo with coregate-bench, print its summary, and stop.
+        #[arg(long)]
+        bench: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,13 +65,25 @@ fn main() -> ExitCode {
             Ok(c) => serve(&cli.log_level, cli.log_format, c),
             Err(e) => fail(&e.to_string()),
         },
-        Command::Demo => match Config::parse(coregate::demo::DEMO_CONFIG, "<demo>") {
+        Command::Demo { bench } => match Config::parse(coregate::demo::DEMO_CONFIG, "<demo>") {
             Ok(c) => {
                 if let Err(e) = coregate::demo::start_upstreams() {
                     return fail(&e);
                 }
-                print!("{}", coregate::demo::banner());
-                serve(&cli.log_level, cli.log_format, c)
+                if !bench {
+                    print!("{}", coregate::demo::banner());
+                    return serve(&cli.log_level, cli.log_format, c);
+                }
+                let outcome = match coregate::demo::start_bench() {
+                    Ok(outcome) => outcome,
+                    Err(e) => return fail(&e),
+                };
+                let served = serve(&cli.log_level, cli.log_format, c);
+                match outcome.join() {
+                    Ok(Ok(())) => served,
+                    Ok(Err(e)) => fail(&e),
+                    Err(_) => fail("the demo bench thread failed"),
+                }
             }
             Err(e) => fail(&format!("embedded demo config is invalid: {e}")),
         },

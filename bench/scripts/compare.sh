@@ -121,6 +121,13 @@ check_tools() {
     have getconf || need_apt+=(libc-bin)
     have timeout || need_apt+=(coreutils)
 }
+# A peer that is not installed is skipped, saying so (unless --install asks for it).
+if [ "$INSTALL" = 0 ] && selected haproxy && ! have haproxy; then
+    log "haproxy is not installed: skipping it (apt-get install haproxy, or pass --install)"
+    kept=()
+    for c in "${CONTENDERS[@]}"; do [ "$c" = haproxy ] || kept+=("$c"); done
+    CONTENDERS=("${kept[@]}")
+fi
 check_tools
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$INSTALL" = 1 ]; then
