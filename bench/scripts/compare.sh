@@ -26,7 +26,10 @@ THREADS=${THREADS:-1}             # load generator threads
 PROXY_CPU=${PROXY_CPU:-0}         # CPU the proxy runs on
 LOAD_CPU=${LOAD_CPU:-1}           # CPU the load generator and the upstream run on
 COREGATE=${COREGATE:-$REPO_ROOT/target/release/coregate}
-LOADGEN=${LOADGEN:-wrk}           # wrk | coregate-bench
+# The bundled generator when it is built, else wrk.
+if [ -z "${LOADGEN:-}" ]; then
+    if [ -x "${COREGATE_BENCH:-$REPO_ROOT/target/release/coregate-bench}" ]; then LOADGEN=coregate-bench; else LOADGEN=wrk; fi
+fi
 COREGATE_BENCH=${COREGATE_BENCH:-$REPO_ROOT/target/release/coregate-bench}
 RESULTS_DIR=${RESULTS_DIR:-$REPO_ROOT/bench/results}
 START_TIMEOUT=${START_TIMEOUT:-10} # seconds to wait for a server to accept connections
@@ -635,6 +638,7 @@ ratio() {   # ratio A B → A/B with 2 decimals, or "-"
 }
 NGINX_RPS=${R_RPS[nginx]:-}
 NGINX_CPU=${R_CPU[nginx]:-}
+DIRECT_RPS=${R_RPS[direct]:-}
 
 echo "## coregate side-by-side comparison"
 echo
@@ -644,14 +648,15 @@ echo "- load: $LOADGEN ${LOADGEN_VERSION} -t$THREADS -c$CONNS, ${WARMUP}s warm-u
 echo "- upstream: $NGINX_VERSION, 1 worker on CPU $LOAD_CPU, \`return 200 \"ok\\n\"\`"
 echo "- proxies: 1 worker each on CPU $PROXY_CPU${COREGATE_VERSION:+; $COREGATE_VERSION}${HAPROXY_VERSION:+; haproxy $HAPROXY_VERSION}"
 echo
-echo "| contender | req/s | vs nginx | p50 µs | p99 µs | CPU µs/req | vs nginx |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| contender | req/s | vs direct | vs nginx | p50 µs | p99 µs | CPU µs/req | vs nginx |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 footnote=0
 for c in "${CONTENDERS[@]}"; do
     name=$c
     if [ "${R_PROXIED[$c]}" = false ]; then name="$c †"; footnote=1; fi
     cpu=${R_CPU[$c]:-}
-    printf '| %s | %.0f | %s | %s | %s | %s | %s |\n' "$name" "${R_RPS[$c]}" \
+    printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "${R_RPS[$c]}" \
+        "$(ratio "${R_RPS[$c]}" "$DIRECT_RPS")" \
         "$(ratio "${R_RPS[$c]}" "$NGINX_RPS")" "${R_P50[$c]}" "${R_P99[$c]}" \
         "$( [ -n "$cpu" ] && printf '%.2f' "$cpu" || echo -)" \
         "$( [ -n "$cpu" ] && ratio "$cpu" "$NGINX_CPU" || echo -)"
@@ -688,8 +693,9 @@ mkdir -p "$(dirname "$OUT")"
         cpu=${R_CPU[$c]:-}
         rr=$(ratio "${R_RPS[$c]}" "$NGINX_RPS"); cr="-"
         [ -n "$cpu" ] && cr=$(ratio "$cpu" "$NGINX_CPU")
-        printf '    { "contender": %s, "upstream_body_ok": %s, "requests": %s, "requests_per_sec": %s, "rps_vs_nginx": %s, "latency_us": { "p50": %s, "p99": %s }, "cpu_us_per_req": %s, "cpu_vs_nginx": %s, "upstream_cpu_us_per_req": %s, "proxy_cpu_foreign_pct": %s, "proxy_cpu_irq_us_per_req": %s, "socket_errors": %s, "non_2xx_3xx": %s }%s\n' \
+        printf '    { "contender": %s, "upstream_body_ok": %s, "requests": %s, "requests_per_sec": %s, "rps_vs_direct": %s, "rps_vs_nginx": %s, "latency_us": { "p50": %s, "p99": %s }, "cpu_us_per_req": %s, "cpu_vs_nginx": %s, "upstream_cpu_us_per_req": %s, "proxy_cpu_foreign_pct": %s, "proxy_cpu_irq_us_per_req": %s, "socket_errors": %s, "non_2xx_3xx": %s }%s\n' \
             "$(json_str "$c")" "${R_PROXIED[$c]}" "${R_REQ[$c]}" "${R_RPS[$c]}" \
+            "$(d=$(ratio "${R_RPS[$c]}" "$DIRECT_RPS"); [ "$d" = - ] && echo null || echo "$d")" \
             "$( [ "$rr" = - ] && echo null || echo "$rr")" \
             "${R_P50[$c]}" "${R_P99[$c]}" \
             "${cpu:-null}" "$( [ "$cr" = - ] && echo null || echo "$cr")" \
