@@ -542,8 +542,14 @@ fn json_has_the_schema_and_report_is_written() {
     assert!(html.contains("99.9%"), "no percentile axis in the report");
     assert!(html.contains("id=\"results\"") && html.contains("latency_percentiles"));
     let p99 = n(&j["latency_us"]["p99"]) as u64;
-    assert!(html.contains(&format!("\"p99\":{p99}")), "embedded results lack p99 {p99}");
-    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "external asset");
+    assert!(
+        html.contains(&format!("\"p99\":{p99}")),
+        "embedded results lack p99 {p99}"
+    );
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "external asset"
+    );
     let log = std::fs::read_to_string(&hdr).unwrap();
     assert!(
         log.lines().filter(|l| !l.starts_with('#')).count() >= 2,
