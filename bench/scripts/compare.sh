@@ -433,7 +433,7 @@ pin = true
 shutdown_timeout = "2s"
 
 [log]
-level = "warn"
+level = "warn,coregate::runtime::worker=info"   # keeps the reuse line logged at stop
 access_log = "off"
 
 [[listener]]
@@ -628,6 +628,10 @@ for c in "${CONTENDERS[@]}"; do
         stop_pid "$PID"
         forget_pid "$PID"
     fi
+    if [ "$c" = coregate ]; then
+        # coregate logs its upstream connection reuse per worker when it stops.
+        COREGATE_REUSE=$(grep -oP 'reuse_ratio=\K[0-9.]+' "$WORK/coregate/run.log" | tail -n1 || true)
+    fi
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -673,6 +677,9 @@ for c in "${CONTENDERS[@]}"; do
         echo "- $c: ${R_ERR[$c]} socket errors, ${R_BAD[$c]} non-2xx/3xx responses"
     fi
 done
+if [ -n "${COREGATE_REUSE:-}" ]; then
+    echo "- coregate upstream connection reuse (warm-up + timed run, from its stop log): $COREGATE_REUSE"
+fi
 echo
 echo "CPU µs/req: the proxy's utime+stime (all processes and threads) over the timed run / requests completed; clock tick $((1000000 / CLK_TCK)) µs."
 
