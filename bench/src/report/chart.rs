@@ -1,14 +1,91 @@
-//! The two inline SVG charts: latency by percentile (HdrHistogram style) and the per-second timeline.
+//! The report's two charts, hand-written SVG: latency by percentile (x on a log scale of
+//! 1/(1-p), like HdrHistogram plots) and the per-second timeline.
 
-use super::format::*;
+use super::format::{compact, count, num, trim, us, us_unit};
 use serde_json::Value;
 use std::fmt::Write;
 
-pub(super) const W: f64 = 1000.0;
-pub(super) const H: f64 = 330.0;
-pub(super) const MT: f64 = 14.0;
-pub(super) const MB: f64 = 44.0;
+const W: f64 = 1000.0;
+const H: f64 = 330.0;
+const TOP: f64 = 14.0;
+const AXIS: f64 = H - 44.0; // y of the x axis
+const BLUE: &str = "#2f6fdf";
+const RED: &str = "#d93025";
+const ORANGE: &str = "#e8710a";
 
+/// An SVG being written, with the plot area between x `l` and `r`.
+struct Chart {
+    s: String,
+    l: f64,
+    r: f64,
+}
+
+impl Chart {
+    fn new(label: &str, l: f64, right_margin: f64) -> Self {
+        let s = format!(
+            "<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{label}\" \
+             xmlns=\"http://www.w3.org/2000/svg\">"
+        );
+        let r = W - right_margin;
+        Chart { s, l, r }
+    }
+
+    fn line(&mut self, class: &str, (x1, y1): (f64, f64), (x2, y2): (f64, f64)) {
+        let _ = write!(
+            self.s,
+            "<line class=\"{class}\" x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\"/>"
+        );
+    }
+
+    fn text(&mut self, (x, y): (f64, f64), anchor: &str, color: Option<&str>, t: &str) {
+        let style = color
+            .map(|c| format!(" style=\"fill:{c}\""))
+            .unwrap_or_default();
+        let _ = write!(
+            self.s,
+            "<text x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"{anchor}\"{style}>{t}</text>"
+        );
+    }
+
+    fn polyline(&mut self, color: &str, pts: &[(f64, f64)], extra: &str) {
+        let pts: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+        let _ = write!(
+            self.s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{extra} points=\"{}\"/>",
+            pts.join(" ")
+        );
+    }
+
+    /// Grid lines with labels on the left, or labels only on the right (a secondary axis).
+    fn y_ticks(&mut self, ticks: &[f64], right: Option<&str>, label: impl Fn(f64) -> String) {
+        let top = ticks.last().copied().unwrap_or(1.0);
+        for &t in ticks {
+            let y = y_of(t, top);
+            match right {
+                None => {
+                    self.line("gl", (self.l, y), (self.r, y));
+                    self.text((self.l - 6.0, y + 4.0), "end", None, &label(t));
+                }
+                Some(c) => self.text((self.r + 6.0, y + 4.0), "start", Some(c), &label(t)),
+            }
+        }
+    }
+
+    fn finish(mut self, x_title: &str) -> String {
+        self.line("ax", (self.l, AXIS), (self.r, AXIS));
+        self.line("ax", (self.l, TOP), (self.l, AXIS));
+        self.text(((self.l + self.r) / 2.0, H - 4.0), "middle", None, x_title);
+        self.s.push_str("</svg>");
+        self.s
+    }
+}
+
+fn y_of(v: f64, top: f64) -> f64 {
+    AXIS - v / top * (AXIS - TOP)
+}
+
+/// Latency against percentile; the 100% point (the maximum) sits on the right edge, joined by
+/// a dashed segment.
 pub(super) fn percentile_chart(r: &Value) -> Option<String> {
     let pair = |e: &Value| Some((num(e, &["percentile"])?, num(e, &["latency_us"])?));
     let arr = r.get("latency_percentiles").and_then(Value::as_array);
@@ -33,94 +110,73 @@ pub(super) fn percentile_chart(r: &Value) -> Option<String> {
         return None;
     }
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let lx = |p: f64| {
-        if p < 100.0 {
-            (100.0 / (100.0 - p)).log10()
-        } else {
-            f64::INFINITY
-        }
-    };
-    let data_x = pts
-        .iter()
-        .map(|p| lx(p.0))
-        .filter(|x| x.is_finite())
-        .fold(0.0, f64::max);
+    let lx = |p: f64| (100.0 / (100.0 - p)).log10();
+    let finite = pts.iter().filter(|p| p.0 < 100.0);
+    let data_x = finite.map(|p| lx(p.0)).fold(0.0, f64::max);
     let xmax = (data_x - 1e-6).ceil().clamp(5.0, 7.0);
-    let (ml, mr) = (70.0, 24.0);
-    let (pw, ph) = (W - ml - mr, H - MT - MB);
     let ticks = nice_ticks(pts.iter().map(|p| p.1).fold(0.0, f64::max));
     let top = *ticks.last()?;
     let (div, unit) = us_unit(top);
-    let sx = |p: f64| ml + lx(p).min(xmax) / xmax * pw;
-    let sy = |v: f64| MT + ph - v / top * ph;
-    let mut s = svg_open("latency by percentile");
-    for t in &ticks {
-        let y = sy(*t);
-        let _ = write!(
-            s,
-            "<line class=\"gl\" x1=\"{ml}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>",
-            W - mr
-        );
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{} {unit}</text>",
-            ml - 6.0,
-            y + 4.0,
-            trim(t / div, 3)
-        );
-    }
+    let mut c = Chart::new("latency by percentile", 70.0, 40.0);
+    c.y_ticks(&ticks, None, |t| format!("{} {unit}", trim(t / div, 3)));
+    let (l, w) = (c.l, c.r - c.l);
     for k in 0..=(xmax as usize) {
-        let x = ml + k as f64 / xmax * pw;
+        let x = l + k as f64 / xmax * w;
         let label = match k {
             0 => "0%".to_string(),
             1 => "90%".to_string(),
-            2 => "99%".to_string(),
-            k => format!("99.{}%", "9".repeat(k - 2)),
+            k => format!("99{}{}%", if k > 2 { "." } else { "" }, "9".repeat(k - 2)),
+        };
+        c.line("gl", (x, TOP), (x, AXIS));
+        c.text((x, AXIS + 18.0), "middle", None, &label);
+    }
+    let xy = |&(p, v): &(f64, f64)| {
+        (
+            l + if p < 100.0 {
+                lx(p).min(xmax) / xmax
+            } else {
+                1.0
+            } * w,
+            y_of(v, top),
+        )
+    };
+    let line: Vec<(f64, f64)> = pts.iter().filter(|p| p.0 < 100.0).map(xy).collect();
+    c.polyline(BLUE, &line, "");
+    if let (Some(last), Some(max)) = (line.last(), pts.last().filter(|p| p.0 >= 100.0)) {
+        let (x, y) = xy(max);
+        c.polyline(BLUE, &[*last, (x, y)], " stroke-dasharray=\"4 4\"");
+        c.text(
+            (x - 6.0, y - 8.0),
+            "end",
+            None,
+            &format!("max {}", us(max.1)),
+        );
+    }
+    for pt in &pts {
+        let (x, y) = xy(pt);
+        let name = if pt.0 >= 100.0 {
+            "max".to_string()
+        } else {
+            format!("p{}", trim(pt.0, 5))
         };
         let _ = write!(
-            s,
-            "<line class=\"gl\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{MT}\" y2=\"{}\"/>",
-            MT + ph
-        );
-        let _ = write!(
-            s,
-            "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
-            MT + ph + 18.0
+            c.s,
+            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"{BLUE}\" fill-opacity=\"0.35\">\
+             <title>{name}: {}</title></circle>",
+            us(pt.1)
         );
     }
-    axes(&mut s, ml, W - mr, MT + ph);
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">percentile</text>",
-        ml + pw / 2.0,
-        H - 4.0
-    );
-    let line: Vec<String> = pts
-        .iter()
-        .map(|&(p, v)| format!("{:.1},{:.1}", sx(p), sy(v)))
-        .collect();
-    let _ = write!(
-        s,
-        "<polyline fill=\"none\" stroke=\"#2f6fdf\" stroke-width=\"2\" points=\"{}\"/>",
-        line.join(" ")
-    );
-    for &(p, v) in &pts {
-        let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#2f6fdf\" fill-opacity=\"0.35\"><title>p{}: {}</title></circle>", sx(p), sy(v), trim(p, 5), us(v));
-    }
-    s.push_str("</svg>");
-    Some(s)
+    Some(c.finish("percentile (log scale of 1/(1-p))"))
 }
 
+/// Per-second requests as bars, errors as red bars over them, p99 as a line on a right axis.
 pub(super) fn timeline_chart(r: &Value) -> Option<String> {
     let row = |(i, e): (usize, &Value)| {
         let t = num(e, &["t_s"]).unwrap_or(i as f64 + 1.0);
         let n = |k| num(e, &[k]).unwrap_or(0.0).max(0.0);
-        (
-            t,
-            n("requests"),
-            n("errors"),
-            num(e, &["p99_us"]).filter(|v| *v >= 0.0),
-        )
+        // A second that completed nothing has no p99 (it reports 0): a gap, not a dip to 0.
+        let p99 = num(e, &["p99_us"]).filter(|v| *v >= 0.0 && n("requests") > 0.0);
+        (t, n("requests"), n("errors"), p99)
     };
     let rows: Vec<_> = r
         .get("timeline")?
@@ -132,35 +188,19 @@ pub(super) fn timeline_chart(r: &Value) -> Option<String> {
     if rows.is_empty() {
         return None;
     }
-    let (ml, mr) = (70.0, 70.0);
-    let (pw, ph) = (W - ml - mr, H - MT - MB);
     let ticks = nice_ticks(rows.iter().map(|r| r.1.max(r.2)).fold(0.0, f64::max));
     let top = *ticks.last()?;
-    let sy = |v: f64| MT + ph - v / top * ph;
-    let mut s = svg_open("requests per second");
-    for t in &ticks {
-        let y = sy(*t);
-        let _ = write!(
-            s,
-            "<line class=\"gl\" x1=\"{ml}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>",
-            W - mr
-        );
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            ml - 6.0,
-            y + 4.0,
-            compact(*t)
-        );
-    }
-    let bw = pw / rows.len() as f64;
-    let step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600]
+    let mut c = Chart::new("requests per second", 70.0, 70.0);
+    c.y_ticks(&ticks, None, compact);
+    let bw = (c.r - c.l) / rows.len() as f64;
+    let steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
+    let step = steps
         .into_iter()
         .find(|s| rows.len() / s <= 12)
         .unwrap_or(rows.len());
     let mut p99 = Vec::new();
     for (i, &(t, n, e, p)) in rows.iter().enumerate() {
-        let x = ml + i as f64 * bw;
+        let x = c.l + i as f64 * bw;
         let pt = p.map(|p| format!(", p99 {}", us(p))).unwrap_or_default();
         let tip = format!(
             "<title>{} s: {} requests, {} errors{pt}</title>",
@@ -168,68 +208,44 @@ pub(super) fn timeline_chart(r: &Value) -> Option<String> {
             count(n),
             count(e)
         );
-        let _ = write!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2f6fdf\" fill-opacity=\"0.75\">{tip}</rect>", x + bw * 0.1, sy(n), (bw * 0.8).max(0.5), MT + ph - sy(n));
-        if e > 0.0 {
-            let eh = (MT + ph - sy(e)).max(2.0);
-            let _ = write!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{eh:.1}\" fill=\"#d93025\">{tip}</rect>", x + bw * 0.1, MT + ph - eh, (bw * 0.8).max(0.5));
+        let (bx, bwid) = (x + bw * 0.1, (bw * 0.8).max(0.5));
+        for (v, color, min_h) in [(n, BLUE, 0.0), (e, RED, 2.0)] {
+            if v > 0.0 || color == BLUE {
+                let h = (AXIS - y_of(v, top)).max(min_h);
+                let _ = write!(
+                    c.s,
+                    "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{bwid:.1}\" height=\"{h:.1}\" \
+                     fill=\"{color}\" fill-opacity=\"0.8\">{tip}</rect>",
+                    AXIS - h
+                );
+            }
         }
         if step == 1 || (t.round() as i64).rem_euclid(step as i64) == 0 {
-            let _ = write!(
-                s,
-                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-                x + bw / 2.0,
-                MT + ph + 18.0,
-                trim(t, 2)
-            );
+            c.text((x + bw / 2.0, AXIS + 18.0), "middle", None, &trim(t, 2));
         }
         if let Some(p) = p {
             p99.push((x + bw / 2.0, p));
         }
     }
-    axes(&mut s, ml, W - mr, MT + ph);
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">time (s)</text>",
-        ml + pw / 2.0,
-        H - 4.0
-    );
-    let ticks2 = nice_ticks(p99.iter().map(|p| p.1).fold(0.0, f64::max));
-    let (top2, (div, unit)) = (
-        ticks2.last().copied().unwrap_or(1.0),
-        us_unit(ticks2.last().copied().unwrap_or(1.0)),
-    );
+    let mut legend = format!("<div class=\"lg\"><i style=\"background:{BLUE}\"></i>requests/s");
+    if rows.iter().any(|r| r.2 > 0.0) {
+        let _ = write!(legend, "<i style=\"background:{RED}\"></i>errors/s");
+    }
     if !p99.is_empty() {
-        let sy2 = |v: f64| MT + ph - v / top2 * ph;
-        for t in &ticks2 {
-            let _ = write!(s, "<text x=\"{}\" y=\"{:.1}\" fill=\"#e8710a\" style=\"fill:#e8710a\">{} {unit}</text>", W - mr + 6.0, sy2(*t) + 4.0, trim(t / div, 3));
-        }
-        let pts: Vec<String> = p99
-            .iter()
-            .map(|&(x, p)| format!("{x:.1},{:.1}", sy2(p)))
-            .collect();
+        let ticks2 = nice_ticks(p99.iter().map(|p| p.1).fold(0.0, f64::max));
+        let top2 = ticks2.last().copied().unwrap_or(1.0);
+        let (div, unit) = us_unit(top2);
+        c.y_ticks(&ticks2, Some(ORANGE), |t| {
+            format!("{} {unit}", trim(t / div, 3))
+        });
+        let line: Vec<(f64, f64)> = p99.iter().map(|&(x, p)| (x, y_of(p, top2))).collect();
+        c.polyline(ORANGE, &line, "");
         let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"#e8710a\" stroke-width=\"2\" points=\"{}\"/>",
-            pts.join(" ")
+            legend,
+            "<i style=\"background:{ORANGE}\"></i>p99 latency (right axis)"
         );
     }
-    s.push_str("</svg>");
-    let mut lg = String::from("<div class=\"lg\"><i style=\"background:#2f6fdf\"></i>requests/s");
-    if rows.iter().any(|r| r.2 > 0.0) {
-        lg.push_str("<i style=\"background:#d93025\"></i>errors/s");
-    }
-    if !p99.is_empty() {
-        lg.push_str("<i style=\"background:#e8710a\"></i>p99 latency (right axis)");
-    }
-    Some(format!("{lg}</div>{s}"))
-}
-
-pub(super) fn svg_open(label: &str) -> String {
-    format!("<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{label}\" xmlns=\"http://www.w3.org/2000/svg\">")
-}
-
-pub(super) fn axes(s: &mut String, x0: f64, x1: f64, y: f64) {
-    let _ = write!(s, "<line class=\"ax\" x1=\"{x0}\" x2=\"{x1}\" y1=\"{y}\" y2=\"{y}\"/><line class=\"ax\" x1=\"{x0}\" x2=\"{x0}\" y1=\"{MT}\" y2=\"{y}\"/>");
+    Some(format!("{legend}</div>{}", c.finish("time (s)")))
 }
 
 /// 0, step, .., top: a 1/2/2.5/5 × 10^k step, top >= max, about five steps.
