@@ -6,6 +6,7 @@
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod l4;
 pub mod log;
 pub mod proxy;
 pub mod route;
