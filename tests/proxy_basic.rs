@@ -2,14 +2,9 @@
 //! and real nginx as an upstream.
 
 mod common;
-use common::upstream::{response, Action, Upstream};
+use common::upstream::{gateway_to, response, Action, Upstream};
 use common::*;
 use std::io::Write;
-
-fn gateway_to(up: &Upstream) -> (Gateway, u16) {
-    let port = free_port();
-    (Gateway::start(&basic_config(port, up.addr, 1, "")), port)
-}
 
 #[test]
 fn forwards_request_and_response() {

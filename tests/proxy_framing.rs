@@ -3,14 +3,9 @@
 //! 100-continue and interim responses behave.
 
 mod common;
-use common::upstream::{response, Action, Upstream};
+use common::upstream::{gateway_to, response, Action, Upstream};
 use common::*;
 use std::io::{Read, Write};
-
-fn gateway_to(up: &Upstream) -> (Gateway, u16) {
-    let port = free_port();
-    (Gateway::start(&basic_config(port, up.addr, 1, "")), port)
-}
 
 /// Sends `raw`, expects `status`, a closed connection, and nothing at the upstream.
 fn assert_rejected(port: u16, up: &Upstream, raw: &[u8], status: u16) {

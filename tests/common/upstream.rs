@@ -142,6 +142,15 @@ impl Drop for Upstream {
     }
 }
 
+/// A one-worker gateway routing everything to `up`, and its port.
+pub fn gateway_to(up: &Upstream) -> (super::Gateway, u16) {
+    let port = super::free_port();
+    (
+        super::Gateway::start(&super::basic_config(port, up.addr, 1, "")),
+        port,
+    )
+}
+
 /// A 200-style response with content-length.
 pub fn response(status: u16, body: &str) -> Vec<u8> {
     format!(
