@@ -46,6 +46,13 @@ pub const LISTENER_PROTOCOL: &str = "http";
 pub const BACKLOG: u32 = 4096;
 /// `listener.proxy_protocol` (tcp listeners): no header sent upstream.
 pub const PROXY_PROTOCOL: &str = "off";
+/// `listener.idle_timeout` (tcp listeners): no byte either way for this long closes both sides
+/// (nginx's `proxy_timeout`).
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// `listener.splice` (tcp listeners): forward with splice(2) through pipes, not a user-space copy.
+pub const SPLICE: bool = true;
+/// `listener.max_connections`: none; only `runtime.max_connections_per_worker` applies.
+pub const LISTENER_MAX_CONNECTIONS: &str = "none";
 
 /// `route.path_prefix`: matches every path.
 pub const PATH_PREFIX: &str = "/";

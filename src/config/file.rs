@@ -73,6 +73,9 @@ pub struct ListenerFile {
     pub sni_routes: Option<BTreeMap<String, Spanned<String>>>,
     pub accept_proxy_protocol: Option<AcceptProxyFile>,
     pub tls: Option<Spanned<ListenerTlsFile>>,
+    pub max_connections: Option<Spanned<usize>>,
+    pub idle_timeout: Option<Spanned<DurationStr>>,
+    pub splice: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -90,6 +90,8 @@ pub struct Listener {
     /// Networks whose PROXY protocol header is believed; `None` = no header expected.
     pub accept_proxy_protocol: Option<Vec<IpNet>>,
     pub tls: Option<ListenerTls>,
+    /// Open connections per worker on this listener; at the cap the worker pauses accepting here.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +114,10 @@ pub struct TcpForward {
     pub proxy_protocol: ProxyProtocol,
     /// SNI name (exact, `*.suffix`, or `*`) → upstream index.
     pub sni_routes: Vec<(String, usize)>,
+    /// No byte in either direction for this long closes the connection.
+    pub idle_timeout: Duration,
+    /// splice(2) through pooled pipes (`true`) or a pooled-buffer copy.
+    pub splice: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -290,14 +296,8 @@ impl Config {
             out.push("log.access_log".to_string());
         }
         for (i, l) in self.listeners.iter().enumerate() {
-            if matches!(l.protocol, Protocol::Tcp(_)) {
-                out.push(format!("listener[{i}].protocol = \"tcp\""));
-            }
             if l.tls.is_some() {
                 out.push(format!("listener[{i}].tls"));
-            }
-            if l.accept_proxy_protocol.is_some() {
-                out.push(format!("listener[{i}].accept_proxy_protocol"));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {

@@ -7,8 +7,7 @@ use crate::upstream::balance::PickCtx;
 use monoio::time::Instant;
 use std::net::SocketAddr;
 
-/// Endpoints tried for one request when connecting fails (failover before any byte is sent).
-pub const MAX_CONNECT_ATTEMPTS: usize = 3;
+use crate::upstream::MAX_CONNECT_ATTEMPTS;
 
 /// An upstream connection in use by this exchange.
 pub(super) struct Leg {

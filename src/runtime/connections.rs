@@ -39,6 +39,13 @@ impl Connections {
         }
     }
 
+    /// Waits while `listener` holds `max` or more connections.
+    pub async fn wait_for_room_on(&self, listener: usize, max: usize) {
+        while self.per_listener[listener].get() >= max {
+            self.closed.notified().await;
+        }
+    }
+
     /// Waits until every connection has closed.
     pub async fn wait_idle(&self) {
         while self.total.get() > 0 {

@@ -5,7 +5,9 @@ use super::buffers::BufferPool;
 use super::connections::Connections;
 use super::driver::{Driver, Selection};
 use super::notify::Latch;
-use crate::config::Config;
+use crate::config::{Config, Protocol};
+use crate::l4::pump::Path;
+use crate::l4::splice::PipePool;
 use crate::route::RouteTable;
 use crate::upstream::UpstreamState;
 use futures_channel::mpsc::UnboundedReceiver;
@@ -55,6 +57,10 @@ pub struct WorkerCtx {
     /// This worker's balancers, pools and counters, one per `[[upstream]]`.
     pub upstreams: RefCell<Vec<UpstreamState>>,
     pub bufs: Rc<BufferPool>,
+    /// Empty pipes for splice, shared by this worker's tcp listeners.
+    pub pipes: PipePool,
+    /// How each listener forwards bytes (tcp listeners; `Copy` for http ones, unused).
+    pub l4_paths: Vec<Path>,
     pub conns: Rc<Connections>,
     /// Set when the worker drains: idle connections close, busy ones finish their request.
     pub drain: Latch,
@@ -119,8 +125,12 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             }
         }
     }
+    let pipes = PipePool::default();
+    let l4_paths = forwarding_paths(&config, &pipes, index);
     let ctx = Rc::new(WorkerCtx {
         index,
+        pipes,
+        l4_paths,
         conns: Connections::new(
             config.runtime.max_connections_per_worker,
             config.listeners.len(),
@@ -186,6 +196,31 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     info!(worker = index, "worker stopped");
 }
 
+/// Decides, per tcp listener, splice or copy, and says which in the log (worker 0 at info).
+fn forwarding_paths(config: &Config, pipes: &PipePool, worker: usize) -> Vec<Path> {
+    let probe = pipes.probe();
+    config
+        .listeners
+        .iter()
+        .map(|l| {
+            let Protocol::Tcp(fwd) = &l.protocol else {
+                return Path::Copy;
+            };
+            let (path, why) = match (&probe, fwd.splice) {
+                (_, false) => (Path::Copy, "splice = false".to_string()),
+                (Ok(()), true) => (Path::Splice, format!("pipes of {} bytes", crate::l4::splice::PIPE_SIZE)),
+                (Err(e), true) => (Path::Copy, format!("pipes unavailable: {e}")),
+            };
+            if worker == 0 {
+                info!(listener = %l.name, path = path.name(), reason = %why, "tcp listener forwarding path");
+            } else {
+                tracing::debug!(worker, listener = %l.name, path = path.name(), reason = %why, "tcp listener forwarding path");
+            }
+            path
+        })
+        .collect()
+}
+
 /// Closes expired idle upstream connections until the worker drains.
 async fn sweep_pools(ctx: Rc<WorkerCtx>) {
     loop {
@@ -202,12 +237,22 @@ async fn sweep_pools(ctx: Rc<WorkerCtx>) {
 
 /// Accepts on one listener until the worker drains; the socket closes when this returns.
 async fn accept_loop(ctx: Rc<WorkerCtx>, li: usize, listener: monoio::net::TcpListener) {
+    let cap = ctx.config.listeners[li].max_connections;
     loop {
         if ctx.conns.total() >= ctx.config.runtime.max_connections_per_worker {
             monoio::select! {
                 _ = ctx.conns.wait_for_room() => {},
                 _ = ctx.drain.wait() => return,
             }
+        }
+        if let Some(max) = cap.filter(|&m| ctx.conns.on_listener(li) >= m) {
+            warn!(worker = ctx.index, listener = %ctx.config.listeners[li].name, max_connections = max,
+                "listener at max_connections on this worker; accepting paused until one closes");
+            monoio::select! {
+                _ = ctx.conns.wait_for_room_on(li, max) => {},
+                _ = ctx.drain.wait() => return,
+            }
+            info!(worker = ctx.index, listener = %ctx.config.listeners[li].name, "accepting again");
         }
         let accepted = monoio::select! {
             r = listener.accept() => r,
@@ -217,9 +262,10 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, li: usize, listener: monoio::net::TcpLi
             Ok((stream, peer)) => {
                 let guard = ctx.conns.open(li);
                 tracing::debug!(worker = ctx.index, listener = li, %peer, "connection accepted");
+                let fut = connection(ctx.clone(), li, stream, peer, guard);
                 monoio::spawn(Contained {
                     index: ctx.index,
-                    fut: crate::http::serve(ctx.clone(), li, stream, peer, guard),
+                    fut,
                 });
             }
             Err(e) => {
@@ -236,6 +282,37 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, li: usize, listener: monoio::net::TcpLi
                     }
                 }
             }
+        }
+    }
+}
+
+/// One accepted connection's task: the real client address first (when a trusted balancer sends
+/// a PROXY header), then HTTP or TCP forwarding.
+async fn connection(
+    ctx: Rc<WorkerCtx>,
+    li: usize,
+    stream: monoio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    guard: super::connections::ConnectionGuard,
+) {
+    let listener = &ctx.config.listeners[li];
+    match &listener.protocol {
+        Protocol::Tcp(_) => crate::l4::forward::serve(ctx, li, stream, peer, guard).await,
+        Protocol::Http => {
+            let client = match &listener.accept_proxy_protocol {
+                None => peer,
+                Some(nets) => {
+                    let limit = ctx.config.limits.client_header_timeout;
+                    match crate::l4::accept::proxy_header(&stream, peer, nets, limit).await {
+                        Ok(a) => a.client,
+                        Err(why) => {
+                            warn!(listener = %listener.name, %peer, reason = %why, "connection closed");
+                            return;
+                        }
+                    }
+                }
+            };
+            crate::http::serve(ctx, li, stream, client, guard).await
         }
     }
 }

@@ -12,6 +12,10 @@ use pool::Pool;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Endpoints tried for one request or TCP connection when connecting fails (failover happens
+/// before any byte is sent).
+pub const MAX_CONNECT_ATTEMPTS: usize = 3;
+
 /// One upstream on one worker.
 pub struct UpstreamState {
     pub balancer: Box<dyn Balancer>,

@@ -38,6 +38,8 @@ impl Checker<'_> {
             l.proxy_protocol.as_ref().map(Spanned::span),
             "proxy_protocol",
         )?;
+        tcp_only(l.idle_timeout.as_ref().map(Spanned::span), "idle_timeout")?;
+        tcp_only(l.splice.as_ref().map(Spanned::span), "splice")?;
         tcp_only(
             l.sni_routes
                 .as_ref()
@@ -92,10 +94,19 @@ impl Checker<'_> {
                         "a tcp listener needs `upstream` or `sni_routes`",
                     ));
                 }
+                let idle_timeout = match &l.idle_timeout {
+                    None => d::TCP_IDLE_TIMEOUT,
+                    Some(t) if t.get_ref().0.is_zero() => {
+                        return Err(self.at(t, key("idle_timeout"), "must be longer than 0s"))
+                    }
+                    Some(t) => t.get_ref().0,
+                };
                 Protocol::Tcp(TcpForward {
                     upstream,
                     proxy_protocol,
                     sni_routes,
+                    idle_timeout,
+                    splice: l.splice.as_ref().map_or(d::SPLICE, |s| *s.get_ref()),
                 })
             }
             other => {
@@ -150,7 +161,15 @@ impl Checker<'_> {
                 Some(ListenerTls { certs })
             }
         };
+        let max_connections = match l.max_connections {
+            None => None,
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(self.at(&m, key("max_connections"), "must be at least 1"))
+            }
+            Some(m) => Some(m.into_inner()),
+        };
         Ok(Listener {
+            max_connections,
             name: l.name.into_inner(),
             bind,
             backlog,
