@@ -263,6 +263,10 @@ pub struct Upstream {
     pub response_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_worker: usize,
+    /// Consecutive failures (connect, reset, 5xx) that eject an endpoint on a worker; 0 = never.
+    pub max_fails: u32,
+    /// First ejection's length; each repeat doubles it, up to `MAX_EJECTION`.
+    pub fail_timeout: Duration,
     pub tls: Option<UpstreamTls>,
     pub health_check: Option<HealthCheck>,
     pub circuit_breaker: Option<CircuitBreaker>,

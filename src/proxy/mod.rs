@@ -7,6 +7,7 @@ mod exchange;
 pub mod headers;
 mod leg;
 mod respond;
+pub mod retry;
 mod tunnel;
 
 pub use exchange::{exchange, Failure, Outcome};

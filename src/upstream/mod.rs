@@ -2,6 +2,9 @@
 //! each `[[upstream]]`. Nothing here is shared with another worker.
 
 pub mod balance;
+pub mod health;
+pub mod latency;
+pub mod passive;
 pub mod pool;
 
 use crate::config::Config;
