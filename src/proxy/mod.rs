@@ -5,6 +5,7 @@ pub mod buffered;
 pub mod error;
 mod exchange;
 pub mod headers;
+pub mod keys;
 mod leg;
 mod respond;
 pub mod retry;
