@@ -2,6 +2,7 @@
 //! each `[[upstream]]`. Nothing here is shared with another worker.
 
 pub mod balance;
+pub mod breaker;
 pub mod pool;
 
 use crate::config::Config;
