@@ -37,10 +37,16 @@ pub(super) async fn acquire(
         let endpoint = {
             let mut ups = ctx.upstreams.borrow_mut();
             let st = &mut ups[upstream];
-            let ep = st.balancer.pick(&PickCtx {
+            let picked = st.balancer.pick(&PickCtx {
                 client: peer.ip(),
                 tried: &tried[..attempt],
+                usable: &st.usable,
+                key: 0,
+                in_flight: &st.in_flight,
             });
+            let Some(ep) = picked else {
+                return Err(last);
+            };
             if !fresh_only {
                 if let Some(stream) = st.pool.checkout(ep, verify) {
                     return Ok(Leg {

@@ -2,6 +2,7 @@
 //! each `[[upstream]]`. Nothing here is shared with another worker.
 
 pub mod balance;
+pub mod breaker;
 pub mod health;
 pub mod latency;
 pub mod passive;
@@ -9,7 +10,7 @@ pub mod pool;
 
 use crate::config::Config;
 use crate::proxy::error::{Kind, ProxyError, Step};
-use balance::{Balancer, RoundRobin};
+use balance::Balancer;
 use monoio::net::TcpStream;
 use pool::Pool;
 use std::net::SocketAddr;
@@ -22,6 +23,10 @@ pub const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// One upstream on one worker.
 pub struct UpstreamState {
     pub balancer: Box<dyn Balancer>,
+    /// Per endpoint, whether it may be picked; all true until health checks and ejection land.
+    pub usable: Vec<bool>,
+    /// Per endpoint, requests in flight on this worker; zeros until the request path counts them.
+    pub in_flight: Vec<u32>,
     pub pool: Pool,
     /// Requests sent, and how many went on a reused connection (the reuse ratio).
     pub requests: u64,
@@ -34,7 +39,9 @@ pub fn build(config: &Config, worker: usize) -> Vec<UpstreamState> {
         .upstreams
         .iter()
         .map(|u| UpstreamState {
-            balancer: Box::new(RoundRobin::new(u.endpoints.len(), worker)),
+            balancer: balance::build(u, worker),
+            usable: vec![true; u.endpoints.len()],
+            in_flight: vec![0; u.endpoints.len()],
             pool: Pool::new(u.endpoints.len(), u.max_idle_per_worker, u.idle_timeout),
             requests: 0,
             reused: 0,
