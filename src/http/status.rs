@@ -13,6 +13,7 @@ pub fn for_error(e: &ProxyError) -> Option<u16> {
         (Side::Client, Kind::Timeout) => Some(408),
         (Side::Client, _) => None,
         (Side::Upstream, Kind::Timeout) => Some(504),
+        (Side::Upstream, Kind::Unavailable) => Some(503),
         (Side::Upstream, _) => Some(502),
         (Side::Internal, _) => Some(500),
     }
@@ -70,7 +71,10 @@ pub fn write_local(out: &mut Vec<u8>, local: &Local<'_>) {
     use std::io::Write;
     let code = local.status;
     let reason = reason(code);
-    let _ = write!(out, "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\n");
+    let _ = write!(
+        out,
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\n"
+    );
     for (name, value) in local.headers {
         let _ = write!(out, "{name}: {value}\r\n");
     }

@@ -12,7 +12,7 @@ use super::sni::{self, Sni, MAX_NAME_LEN};
 use crate::config::{ProxyProtocol, TcpForward};
 use crate::runtime::connections::ConnectionGuard;
 use crate::runtime::worker::WorkerCtx;
-use crate::upstream::balance::{ip_key, PickCtx};
+use crate::upstream::balance::ip_key;
 use crate::upstream::MAX_CONNECT_ATTEMPTS;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
@@ -195,24 +195,32 @@ async fn connect(
     addrs: &Addresses,
 ) -> Option<(SocketAddr, TcpStream)> {
     let cfg = &ctx.config.upstreams[upstream];
+    let health = &ctx.shared.health;
     let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS];
     let attempts = MAX_CONNECT_ATTEMPTS.min(cfg.endpoints.len()).max(1);
     for attempt in 0..attempts {
-        let picked = {
-            let mut ups = ctx.upstreams.borrow_mut();
-            let st = &mut ups[upstream];
-            st.balancer.pick(&PickCtx {
-                client: addrs.client.ip(),
-                tried: &tried[..attempt],
-                usable: &st.usable,
-                key: ip_key(addrs.client.ip()),
-                in_flight: &st.in_flight,
-            })
-        };
+        let client = addrs.client.ip();
+        let picked = ctx.upstreams.borrow_mut()[upstream].pick(
+            upstream,
+            health,
+            client,
+            ip_key(client),
+            &tried[..attempt],
+            Instant::now(),
+        );
         let Some(ep) = picked else { break };
         tried[attempt] = ep;
         let addr = cfg.endpoints[ep].addr;
-        match crate::upstream::connect(addr, cfg.connect_timeout).await {
+        let result = crate::upstream::connect(addr, cfg.connect_timeout).await;
+        ctx.upstreams.borrow_mut()[upstream].outcome(
+            cfg,
+            upstream,
+            ep,
+            result.is_ok(),
+            health,
+            Instant::now(),
+        );
+        match result {
             Ok(s) => return Some((addr, s)),
             Err(e) => warn!(upstream = %cfg.name, endpoint = %addr, error = %e, "connect failed"),
         }
