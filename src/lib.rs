@@ -3,6 +3,7 @@
 //! Folders follow the data path: `runtime` (workers, listeners, signals) → `http` (client
 //! connection, HTTP/1.1 wire format) → `route` → `proxy` (the exchange) → `upstream` (pools, balancing).
 
+pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod http;

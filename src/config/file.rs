@@ -156,46 +156,109 @@ pub struct FallbackFile {
     pub body: Option<String>,
 }
 
+/// `route.auth`: each method present must pass (ip first, then api_key, basic, jwt).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthFile {
-    pub api_key: Option<ApiKeyFile>,
-    pub basic: Option<BasicFile>,
-    pub jwt: Option<JwtFile>,
-    pub ip: Option<IpRulesFile>,
+    pub api_key: Option<Spanned<ApiKeyFile>>,
+    pub basic: Option<Spanned<BasicFile>>,
+    pub jwt: Option<Spanned<JwtFile>>,
+    pub ip: Option<Spanned<IpRulesFile>>,
 }
 
-#[derive(Debug, Deserialize)]
+// The three credential tables below hold secrets, so their `Debug` is written by hand (below).
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyFile {
-    pub header: Option<String>,
-    pub keys: Vec<String>,
+    pub header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub keys: Vec<Spanned<String>>,
+    /// One key per line; blank lines and `#` comments skipped.
+    pub keys_file: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicFile {
-    /// `user:password` pairs, or `user:$hash` lines as htpasswd writes them.
-    pub users: Vec<String>,
-    pub realm: Option<String>,
+    /// `user:$2y$...` bcrypt lines as htpasswd writes them, or `user:password` (development).
+    #[serde(default)]
+    pub users: Vec<Spanned<String>>,
+    /// An htpasswd file of bcrypt entries (`htpasswd -B`).
+    pub htpasswd: Option<Spanned<String>>,
+    pub realm: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtFile {
-    pub secret: Option<String>,
-    pub public_key: Option<String>,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
+    /// HS256 | RS256 | ES256; default from the key given.
+    pub algorithm: Option<Spanned<String>>,
+    pub secret: Option<Spanned<String>>,
+    pub secret_file: Option<Spanned<String>>,
+    /// A PEM file path, or the PEM text itself.
+    pub public_key: Option<Spanned<String>>,
+    pub issuer: Option<Spanned<String>>,
+    pub audience: Option<Spanned<String>>,
+    pub required_claims: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    pub leeway: Option<Spanned<DurationStr>>,
+    pub require_exp: Option<bool>,
+    pub realm: Option<Spanned<String>>,
+}
+
+/// Stands in for a secret in the `Debug` output below.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for ApiKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyFile")
+            .field("header", &self.header)
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("keys_file", &self.keys_file)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BasicFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // User names are kept, what follows their colon is not.
+        let names: Vec<&str> = self
+            .users
+            .iter()
+            .map(|u| u.get_ref().split(':').next().unwrap_or_default())
+            .collect();
+        f.debug_struct("BasicFile")
+            .field("users", &names)
+            .field("htpasswd", &self.htpasswd)
+            .field("realm", &self.realm)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for JwtFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtFile")
+            .field("algorithm", &self.algorithm)
+            .field("secret", &self.secret.as_ref().map(|_| REDACTED))
+            .field("secret_file", &self.secret_file)
+            .field("public_key", &self.public_key)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("required_claims", &self.required_claims)
+            .field("leeway", &self.leeway)
+            .field("require_exp", &self.require_exp)
+            .field("realm", &self.realm)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IpRulesFile {
     #[serde(default)]
-    pub allow: Vec<String>,
+    pub allow: Vec<Spanned<String>>,
     #[serde(default)]
-    pub deny: Vec<String>,
+    pub deny: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -173,26 +173,80 @@ pub struct Fallback {
     pub body: String,
 }
 
-#[derive(Debug, Clone)]
+/// One authentication method of a route, with its key files already read and checked.
+///
+/// `Debug` is written by hand (`crate::auth::redact`) so secrets never reach a log line.
+#[derive(Clone)]
 pub enum Auth {
-    ApiKey {
-        header: String,
-        keys: Vec<String>,
-    },
+    /// A header carrying one of `keys` (inline and `keys_file` merged, deduplicated).
+    ApiKey { header: String, keys: Vec<String> },
+    /// HTTP Basic (RFC 7617) against users from `users` and the `htpasswd` file.
     Basic {
-        users: Vec<String>,
+        users: Vec<BasicUser>,
         realm: String,
     },
-    Jwt {
-        secret: Option<String>,
-        public_key: Option<String>,
-        issuer: Option<String>,
-        audience: Option<String>,
-    },
-    Ip {
-        allow: Vec<IpNet>,
-        deny: Vec<IpNet>,
-    },
+    /// A bearer JWT (RFC 7519); boxed because it is much larger than the other methods.
+    Jwt(Box<JwtAuth>),
+    /// Client address lists; `deny` wins over `allow`, an empty `allow` allows all.
+    Ip { allow: Vec<IpNet>, deny: Vec<IpNet> },
+}
+
+/// A Basic user and how their password is checked.
+#[derive(Clone)]
+pub struct BasicUser {
+    pub name: String,
+    pub password: BasicPassword,
+}
+
+#[derive(Clone)]
+pub enum BasicPassword {
+    /// A `$2a$`/`$2b$`/`$2x$`/`$2y$` bcrypt hash as htpasswd -B writes it.
+    Bcrypt(String),
+    /// A plain password written inline in the config (for development only).
+    Plain(String),
+}
+
+/// `route.auth.jwt`, checked: algorithm and key agree, the key is parsed.
+#[derive(Clone)]
+pub struct JwtAuth {
+    pub algorithm: JwtAlgorithm,
+    pub key: JwtKey,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Claims the token must carry with these values (or arrays containing them).
+    pub required_claims: Vec<(String, ClaimValue)>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Whether a token without `exp` is refused.
+    pub require_exp: bool,
+    /// The realm of the `WWW-Authenticate: Bearer` challenge.
+    pub realm: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    ES256,
+}
+
+/// Verification key material, already out of its PEM wrapping.
+#[derive(Clone)]
+pub enum JwtKey {
+    /// The HMAC secret (HS256).
+    Secret(Vec<u8>),
+    /// A PKCS#1 `RSAPublicKey` DER (RS256).
+    Rsa(Vec<u8>),
+    /// An uncompressed SEC1 P-256 point (ES256).
+    EcP256(Vec<u8>),
+}
+
+/// A value a required claim must have.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimValue {
+    Str(String),
+    Int(i64),
+    Bool(bool),
 }
 
 #[derive(Debug, Clone)]
