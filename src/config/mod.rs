@@ -359,10 +359,7 @@ impl Config {
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
-            let set = [
-                ("rate_limit", r.rate_limit.is_some()),
-                ("auth", !r.auth.is_empty()),
-            ];
+            let set = [("rate_limit", r.rate_limit.is_some())];
             out.extend(
                 set.iter()
                     .filter(|(_, on)| *on)

@@ -82,6 +82,9 @@ pub async fn exchange(
     let route = &config.routes[route_index];
     let deadline = Instant::now() + route.timeout;
     let framing_in = head.framing();
+    if let Some(answer) = check_access(ctx, client.buffered(), head, route_index, peer) {
+        return Ok(Outcome::Answer(answer));
+    }
     if let (Some(max), Framing::Length(n)) = (route.max_body, framing_in) {
         if n > max {
             return Err(ProxyError::client(Step::ReadRequestBody, Kind::BodyTooLarge).into());
@@ -484,6 +487,35 @@ fn balance_key(
         Some(k) => key_hash(k),
         None => ip_key(peer.ip()),
     }
+}
+
+/// Auth: `Some` is the refusal to send (401 with a challenge, or 403).
+fn check_access(
+    ctx: &WorkerCtx,
+    buf: &[u8],
+    head: &RequestHead,
+    route_index: usize,
+    peer: SocketAddr,
+) -> Option<Answer> {
+    let chain = &ctx.shared.auth[route_index];
+    if chain.is_empty() {
+        return None;
+    }
+    let header = |name: &str| {
+        head.fields()
+            .iter()
+            .find(|f| f.is(buf, name))
+            .map(|f| f.value(buf))
+    };
+    let mut cache = ctx.auth_cache.borrow_mut();
+    let denied = chain.check(peer.ip(), &header, &mut cache).err()?;
+    tracing::debug!(%peer, route = route_index, status = denied.status, reason = denied.reason, "auth refused");
+    Some(Answer {
+        status: denied.status,
+        // Only refusals allocate this copy of the challenge.
+        www_authenticate: denied.www_authenticate.map(str::to_string),
+        ..Answer::default()
+    })
 }
 
 /// The answer when the upstream cannot be used (circuit open, nothing usable, budget spent):

@@ -2,6 +2,7 @@
 //! table's atomics are written by the prober thread, never by a request, and nothing here is
 //! behind a lock.
 
+use crate::auth::AuthChain;
 use crate::config::Config;
 use crate::upstream::health::{self, HealthTable};
 use std::sync::Arc;
@@ -9,13 +10,21 @@ use std::sync::Arc;
 pub struct Shared {
     /// Active health-check results, one prober for the process.
     pub health: Arc<HealthTable>,
+    /// Each route's auth rules, compiled once (keys loaded, PEM parsed); empty chains pass.
+    pub auth: Vec<AuthChain>,
 }
 
 impl Shared {
     /// Builds the shared state and starts the health prober (when some upstream asks for one).
     pub fn start(config: &Arc<Config>) -> Result<Arc<Shared>, String> {
+        let auth = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| AuthChain::build(&r.auth).map_err(|e| format!("route[{i}].auth: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let health = HealthTable::new(config);
         health::start(config.clone(), health.clone())?;
-        Ok(Arc::new(Shared { health }))
+        Ok(Arc::new(Shared { health, auth }))
     }
 }

@@ -57,6 +57,8 @@ pub struct WorkerCtx {
     /// Process-wide state of this config version (health table).
     pub shared: Arc<super::shared::Shared>,
     pub routes: RouteTable,
+    /// Verified Basic credentials (bcrypt is far too slow to run per request).
+    pub auth_cache: RefCell<crate::auth::AuthCache>,
     /// This worker's per-route policy state (retry budget), one per `[[route]]`.
     pub route_state: RefCell<Vec<crate::proxy::RouteState>>,
     /// This worker's balancers, pools and counters, one per `[[upstream]]`.
@@ -143,6 +145,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         ),
         routes: RouteTable::new(&config),
         route_state: RefCell::new(crate::proxy::RouteState::build(&config)),
+        auth_cache: RefCell::new(crate::auth::AuthCache::new()),
         upstreams: RefCell::new(crate::upstream::build(&config, index)),
         bufs: Rc::new(BufferPool::default()),
         config,
