@@ -2,7 +2,9 @@
 //! bulk integrity both ways at once (splice and copy paths, io_uring and epoll, one connection
 //! and many), half-close, reset propagation, endpoint failover, PROXY protocol sent and accepted,
 //! SNI routing with real openssl, a thousand idle connections without extra threads, the idle
-//! timeout, and per-listener max_connections.
+//! timeout, per-listener max_connections; and around those: gateway memory, sockets and CPU
+//! stay bounded, connect timeouts, graceful stop, stalled or split headers, haproxy as a peer
+//! on both sides of the PROXY protocol, failures mid-stream.
 //!
 //! Every wait polls with a deadline or reads with a timeout; sleeps only pace a sender.
 
@@ -232,11 +234,82 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// CPU time (ticks of 10 ms) the gateway burns over one second of `window`.
+/// CPU time (clock ticks, 10 ms each) a process uses during `window`.
 fn cpu_over(pid: u32, window: Duration) -> u64 {
     let before = cpu_ticks(pid);
     std::thread::sleep(window);
     cpu_ticks(pid) - before
+}
+
+/// Waits up to `limit` for `s` to be reset by its peer (POLLHUP or POLLERR, not merely the
+/// POLLIN of an EOF), without reading or writing.
+fn reset_within(s: &TcpStream, limit: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let mut p = libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll reads and writes one pollfd through a valid pointer; the fd is open.
+        let n = unsafe { libc::poll(&mut p, 1, 50) };
+        if n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            return true;
+        }
+        if n > 0 {
+            // Readable only (a FIN already seen): poll returns at once; pace the loop.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    false
+}
+
+/// Polls `f` every 10 ms for up to `limit`; whether it became true.
+fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// Length of the accept queue of the loopback listener on `port` (rx_queue of its LISTEN row).
+fn accept_queue(port: u16) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    text.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let local = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+        if local != port || *f.get(3)? != "0A" {
+            return None;
+        }
+        u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()
+    })
+}
+
+/// Sockets the process has open (its descriptors that are sockets).
+fn socket_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|t| t.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until the gateway has no more sockets open than `baseline`: none leaked.
+fn no_socket_leak(g: &Gateway, baseline: usize, what: &str) {
+    let pid = g.child.id();
+    let ok = poll_until(WAIT, || socket_fds(pid) <= baseline);
+    assert!(
+        ok,
+        "{what}: the gateway still has {} sockets open, {baseline} before",
+        socket_fds(pid)
+    );
 }
 
 fn task_count(pid: u32) -> usize {
@@ -390,6 +463,7 @@ fn bulk(
     ));
     let pid = g.child.id();
     let baseline = rss_kib(pid);
+    let sockets = socket_fds(pid);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = stop.clone();
@@ -417,6 +491,7 @@ fn bulk(
     let elapsed = start.elapsed();
     stop.store(true, Ordering::SeqCst);
     let peak = sampler.join().unwrap();
+    no_socket_leak(&g, sockets, "after the streams");
     // Pooled pipes and buffers: the gateway's memory must not follow the bytes moved.
     assert!(
         peak < baseline + 32 * 1024,
@@ -543,7 +618,10 @@ fn in_each_mode(
             &format!("upstream = \"back\"\n{listener}"),
             &[("back", &[up.addr])],
         ));
+        let sockets = socket_fds(g.child.id());
         check(mode, port, &up, &g);
+        drop(up); // its handlers' sockets close as they return
+        no_socket_leak(&g, sockets, mode);
     }
 }
 
@@ -687,6 +765,9 @@ fn client_reset_reaches_the_upstream_as_a_reset() {
     }
 }
 
+// Fails at 7ab85b2: once a direction has ended, `relay` (src/l4/forward.rs) no longer watches
+// the socket it came from, so a reset there goes unnoticed until bytes are written to it (or
+// `idle_timeout`, 600 s by default, passes).
 #[test]
 fn upstream_reset_after_its_half_close_still_reaches_the_client() {
     // The upstream says all it has (FIN), then resets while the client is quiet: the client must
@@ -719,6 +800,7 @@ fn upstream_reset_after_its_half_close_still_reaches_the_client() {
     );
 }
 
+// Fails at 7ab85b2, the mirror of the test above.
 #[test]
 fn client_reset_after_its_half_close_still_reaches_the_upstream() {
     // The client sends its request and half-closes, then resets while the upstream is still
@@ -743,42 +825,6 @@ fn client_reset_after_its_half_close_still_reaches_the_upstream() {
         "the upstream was not told of the client's reset within 5 s:\n{}",
         g.log_text()
     );
-}
-
-/// Waits up to `limit` for `s` to be reset by its peer (POLLHUP or POLLERR, not merely the
-/// POLLIN of an EOF), without reading or writing.
-fn reset_within(s: &TcpStream, limit: Duration) -> bool {
-    use std::os::fd::AsRawFd;
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        let mut p = libc::pollfd {
-            fd: s.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll reads and writes one pollfd through a valid pointer; the fd is open.
-        let n = unsafe { libc::poll(&mut p, 1, 50) };
-        if n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
-            return true;
-        }
-        if n > 0 {
-            // Readable only (a FIN already seen): poll returns at once; pace the loop.
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    false
-}
-
-/// Polls `f` every 10 ms for up to `limit`; whether it became true.
-fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    f()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -914,6 +960,41 @@ fn accepted_v1_header_names_the_client_in_the_header_sent_on() {
         String::from_utf8_lossy(&got),
         "PROXY TCP4 192.0.2.7 198.51.100.9 5555 443\r\nhello behind a balancer"
     );
+}
+
+#[test]
+fn accepted_header_with_a_large_payload_in_the_same_write() {
+    let mut inbound = b"PROXY TCP4 192.0.2.7 198.51.100.9 5555 443\r\n".to_vec();
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    inbound.extend_from_slice(&payload);
+    let (got, _, _) = through_fresh("", TRUST_LOOPBACK, &inbound);
+    assert!(
+        got == payload,
+        "{} bytes arrived, not the 200,000 behind the header",
+        got.len()
+    );
+}
+
+#[test]
+fn accepted_header_then_a_server_first_protocol() {
+    // Behind a balancer, an SMTP-like upstream speaks first: the header alone must do.
+    let up = Raw::start(|mut s, _| {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(b"220 hello\r\n").unwrap();
+        echo(s);
+    });
+    let port = free_port();
+    let _g = Gateway::start(&simple(port, TRUST_LOOPBACK, up.addr));
+    let mut c = connect(addr(port));
+    c.write_all(b"PROXY TCP4 192.0.2.7 198.51.100.9 5555 25\r\n")
+        .unwrap();
+    let mut banner = [0u8; 11];
+    c.read_exact(&mut banner).unwrap();
+    assert_eq!(&banner, b"220 hello\r\n");
+    c.write_all(b"EHLO x\r\n").unwrap();
+    let mut back = [0u8; 8];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"EHLO x\r\n");
 }
 
 #[test]
@@ -1421,19 +1502,6 @@ fn max_connections_pauses_accepting_until_one_closes() {
     third.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"third");
     assert_eq!(up.accepted(), 3);
-}
-
-/// Length of the accept queue of the loopback listener on `port` (rx_queue of its LISTEN row).
-fn accept_queue(port: u16) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    text.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let local = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
-        if local != port || *f.get(3)? != "0A" {
-            return None;
-        }
-        u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()
-    })
 }
 
 #[test]
@@ -2093,9 +2161,14 @@ fn upstream_reset_mid_upload_fails_the_client() {
             "{mode}: 64 MiB sent although the upstream died after 1 MiB\n{}",
             g.log_text()
         );
+        // The socket reports the reset once: to whichever of the two threads asks first.
+        let reset_seen = [wrote.as_ref().err(), read.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .any(|e| e.kind() == ErrorKind::ConnectionReset);
         assert!(
-            matches!(read, Err(ref e) if e.kind() == ErrorKind::ConnectionReset),
-            "{mode}: the client read {read:?}, not a reset"
+            reset_seen,
+            "{mode}: no reset at the client: write {wrote:?}, read {read:?}"
         );
         still_forwards(port, mode);
     });
