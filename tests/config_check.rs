@@ -206,3 +206,33 @@ fn missing_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn tcp_listener_keys_are_checked() {
+    let with = |extra: &str| VALID.replace("proxy_protocol = \"v2\"", extra);
+    let (code, err, _p, _d) = check(&with(
+        "proxy_protocol = \"v1\"\nidle_timeout = \"5m\"\nsplice = false\nmax_connections = 10",
+    ));
+    assert_eq!(code, 0, "stderr: {err}");
+    let cfg = with("idle_timeout = \"0s\"");
+    let line = cfg.lines().position(|l| l.contains("\"0s\"")).unwrap() + 1;
+    assert_rejected(&cfg, line, "listener[1].idle_timeout", "longer than 0s");
+    let cfg = with("max_connections = 0");
+    let line = cfg.lines().position(|l| l.contains("= 0")).unwrap() + 1;
+    assert_rejected(&cfg, line, "listener[1].max_connections", "at least 1");
+    let cfg = with("proxy_protocol = \"v3\"");
+    let line = cfg.lines().position(|l| l.contains("v3")).unwrap() + 1;
+    assert_rejected(&cfg, line, "listener[1].proxy_protocol", "off, v1 or v2");
+    // Forwarding keys make no sense on an http listener.
+    let cfg = VALID.replace(
+        "bind = \"0.0.0.0:8080\"",
+        "bind = \"0.0.0.0:8080\"\nsplice = false",
+    );
+    let line = cfg.lines().position(|l| l.contains("splice")).unwrap() + 1;
+    assert_rejected(
+        &cfg,
+        line,
+        "listener[0].splice",
+        "only for protocol = \"tcp\"",
+    );
+}

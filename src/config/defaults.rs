@@ -86,6 +86,14 @@ pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `upstream.max_idle_per_worker`: pooled idle connections per worker and upstream.
 pub const MAX_IDLE_PER_WORKER: usize = 64;
 
+/// `upstream.max_fails`: consecutive failures (connect, reset, 5xx) that eject an endpoint from a
+/// worker's picks (passive health, nginx's name); 0 turns passive ejection off.
+pub const MAX_FAILS: u32 = 5;
+/// `upstream.fail_timeout`: how long the first ejection lasts; repeats double it.
+pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest ejection, however often an endpoint keeps failing.
+pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+
 /// `upstream.health_check.interval`.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// `upstream.health_check.timeout`.

@@ -209,6 +209,8 @@ pub struct UpstreamFile {
     pub response_timeout: Option<DurationStr>,
     pub idle_timeout: Option<DurationStr>,
     pub max_idle_per_worker: Option<usize>,
+    pub max_fails: Option<u32>,
+    pub fail_timeout: Option<DurationStr>,
     pub tls: Option<UpstreamTlsFile>,
     pub health_check: Option<HealthCheckFile>,
     pub circuit_breaker: Option<Spanned<BreakerFile>>,

@@ -263,6 +263,10 @@ pub struct Upstream {
     pub response_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_worker: usize,
+    /// Consecutive failures (connect, reset, 5xx) that eject an endpoint on a worker; 0 = never.
+    pub max_fails: u32,
+    /// First ejection's length; each repeat doubles it, up to `MAX_EJECTION`.
+    pub fail_timeout: Duration,
     pub tls: Option<UpstreamTls>,
     pub health_check: Option<HealthCheck>,
     pub circuit_breaker: Option<CircuitBreaker>,
@@ -303,9 +307,6 @@ impl Config {
         for (i, r) in self.routes.iter().enumerate() {
             let set = [
                 ("rate_limit", r.rate_limit.is_some()),
-                ("retry", r.retry.is_some()),
-                ("hedge", r.hedge.is_some()),
-                ("fallback", r.fallback.is_some()),
                 ("auth", !r.auth.is_empty()),
             ];
             out.extend(
@@ -315,17 +316,8 @@ impl Config {
             );
         }
         for (i, u) in self.upstreams.iter().enumerate() {
-            if u.balance != Balance::RoundRobin {
-                out.push(format!("upstream[{i}].balance = {:?}", u.balance));
-            }
             if u.tls.is_some() {
                 out.push(format!("upstream[{i}].tls"));
-            }
-            if u.health_check.is_some() {
-                out.push(format!("upstream[{i}].health_check"));
-            }
-            if u.circuit_breaker.is_some() {
-                out.push(format!("upstream[{i}].circuit_breaker"));
             }
         }
         out

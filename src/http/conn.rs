@@ -8,7 +8,7 @@ use super::h1::{HeadLimits, RequestHead, ResponseHead};
 use super::status;
 use crate::proxy::buffered::Buffered;
 use crate::proxy::error::{Kind, ProxyError, Side, Step};
-use crate::proxy::{exchange, headers::target_parts, Outcome};
+use crate::proxy::{exchange, headers::target_parts, Answer, Outcome};
 use crate::runtime::connections::ConnectionGuard;
 use crate::runtime::worker::WorkerCtx;
 use monoio::net::TcpStream;
@@ -97,6 +97,11 @@ pub async fn serve(
         match exchange(&ctx, &mut client, &head, &mut resp, route, peer).await {
             Ok(Outcome::KeepAlive) => {}
             Ok(Outcome::Close) => return finish(&ctx, client),
+            Ok(Outcome::Answer(a)) => {
+                if !answer(&ctx, &mut client, &head, &a).await {
+                    return;
+                }
+            }
             Ok(Outcome::Upgrade(upstream)) => {
                 return crate::proxy::tunnel_run(client, upstream, ctx.bufs.clone()).await
             }
@@ -126,10 +131,61 @@ fn finish(ctx: &WorkerCtx, mut client: Buffered) {
     }
 }
 
+/// Sends a policy answer (fallback, 503, 429, 401, 403). Keeps the connection when the request
+/// had no body and keep-alive allows; otherwise closes with lingering. Returns whether to go on.
+async fn answer(ctx: &WorkerCtx, client: &mut Buffered, head: &RequestHead, a: &Answer) -> bool {
+    let close = head.framing().has_body() || !head.keep_alive() || ctx.drain.is_set();
+    let mut digits = [0u8; 20];
+    let mut headers: [(&str, &str); 2] = [("", ""); 2];
+    let mut n = 0;
+    if let Some(secs) = a.retry_after {
+        // Formatted on the stack: a flood of rejected requests allocates nothing.
+        let mut w = &mut digits[..];
+        let _ = std::io::Write::write_fmt(&mut w, format_args!("{secs}"));
+        let len = 20 - w.len();
+        headers[n] = (
+            "retry-after",
+            std::str::from_utf8(&digits[..len]).unwrap_or("1"),
+        );
+        n += 1;
+    }
+    if let Some(v) = &a.www_authenticate {
+        headers[n] = ("www-authenticate", v);
+        n += 1;
+    }
+    let body = a
+        .fallback
+        .and_then(|r| ctx.config.routes[r].fallback.as_ref())
+        .map(|f| f.body.as_str());
+    let mut out = ctx.bufs.take();
+    status::write_local(
+        &mut out,
+        &status::Local {
+            status: a.status,
+            headers: &headers[..n],
+            body,
+            close,
+        },
+    );
+    if close {
+        linger(ctx, client, out).await;
+        return false;
+    }
+    client.consume(head.head_len());
+    let (res, out) = crate::proxy::buffered::write_all(&mut client.stream, out).await;
+    ctx.bufs.give(out);
+    res.is_ok()
+}
+
 /// Answers with an error status and closes, lingering so the answer is not lost to a reset.
 async fn reject(ctx: &WorkerCtx, client: &mut Buffered, code: u16) {
     let mut out = ctx.bufs.take();
     status::write_error(&mut out, code);
+    linger(ctx, client, out).await;
+}
+
+/// Writes `out` (a response that ends the connection), then closes like nginx's lingering close.
+async fn linger(ctx: &WorkerCtx, client: &mut Buffered, out: Vec<u8>) {
     let (res, mut out) = crate::proxy::buffered::write_all(&mut client.stream, out).await;
     if res.is_ok() {
         // Like nginx's lingering close: half-close, then drain what the client still sends,

@@ -13,6 +13,7 @@ pub fn for_error(e: &ProxyError) -> Option<u16> {
         (Side::Client, Kind::Timeout) => Some(408),
         (Side::Client, _) => None,
         (Side::Upstream, Kind::Timeout) => Some(504),
+        (Side::Upstream, Kind::Unavailable) => Some(503),
         (Side::Upstream, _) => Some(502),
         (Side::Internal, _) => Some(500),
     }
@@ -53,8 +54,70 @@ pub fn write_error(out: &mut Vec<u8>, code: u16) {
     );
 }
 
+/// A response coregate answers by policy (401, 403, 429, 503, a route's fallback) rather than
+/// because framing failed: extra header fields, an optional body instead of the status text, and
+/// keep-alive unless `close`.
+pub struct Local<'a> {
+    pub status: u16,
+    /// Complete `name: value` pairs, already validated (config or our own values).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body; `None` = `<code> <reason>\n`.
+    pub body: Option<&'a str>,
+    pub close: bool,
+}
+
+/// Appends `local` as a complete response.
+pub fn write_local(out: &mut Vec<u8>, local: &Local<'_>) {
+    use std::io::Write;
+    let code = local.status;
+    let reason = reason(code);
+    let _ = write!(
+        out,
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\n"
+    );
+    for (name, value) in local.headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    if local.close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    match local.body {
+        Some(body) => {
+            let _ = write!(out, "content-length: {}\r\n\r\n{body}", body.len());
+        }
+        None => {
+            let _ = write!(
+                out,
+                "content-length: {}\r\n\r\n{code} {reason}\n",
+                reason.len() + 5
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_response_is_framed() {
+        let mut out = Vec::new();
+        super::write_local(
+            &mut out,
+            &super::Local {
+                status: 429,
+                headers: &[("retry-after", "2")],
+                body: None,
+                close: false,
+            },
+        );
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+        assert!(head.contains("\r\nretry-after: 2\r\n"));
+        assert!(!head.contains("connection: close"));
+        assert_eq!(body, "429 Too Many Requests\n");
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+    }
+
     #[test]
     fn error_response_is_framed() {
         let mut out = Vec::new();

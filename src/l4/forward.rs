@@ -12,7 +12,7 @@ use super::sni::{self, Sni, MAX_NAME_LEN};
 use crate::config::{ProxyProtocol, TcpForward};
 use crate::runtime::connections::ConnectionGuard;
 use crate::runtime::worker::WorkerCtx;
-use crate::upstream::balance::PickCtx;
+use crate::upstream::balance::ip_key;
 use crate::upstream::MAX_CONNECT_ATTEMPTS;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
@@ -195,18 +195,32 @@ async fn connect(
     addrs: &Addresses,
 ) -> Option<(SocketAddr, TcpStream)> {
     let cfg = &ctx.config.upstreams[upstream];
+    let health = &ctx.shared.health;
     let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS];
     let attempts = MAX_CONNECT_ATTEMPTS.min(cfg.endpoints.len()).max(1);
     for attempt in 0..attempts {
-        let ep = ctx.upstreams.borrow_mut()[upstream]
-            .balancer
-            .pick(&PickCtx {
-                client: addrs.client.ip(),
-                tried: &tried[..attempt],
-            });
+        let client = addrs.client.ip();
+        let picked = ctx.upstreams.borrow_mut()[upstream].pick(
+            upstream,
+            health,
+            client,
+            ip_key(client),
+            &tried[..attempt],
+            Instant::now(),
+        );
+        let Some(ep) = picked else { break };
         tried[attempt] = ep;
         let addr = cfg.endpoints[ep].addr;
-        match crate::upstream::connect(addr, cfg.connect_timeout).await {
+        let result = crate::upstream::connect(addr, cfg.connect_timeout).await;
+        ctx.upstreams.borrow_mut()[upstream].outcome(
+            cfg,
+            upstream,
+            ep,
+            result.is_ok(),
+            health,
+            Instant::now(),
+        );
+        match result {
             Ok(s) => return Some((addr, s)),
             Err(e) => warn!(upstream = %cfg.name, endpoint = %addr, error = %e, "connect failed"),
         }

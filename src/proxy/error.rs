@@ -42,6 +42,9 @@ pub enum Kind {
     Timeout,
     /// No route for the request.
     NoRoute,
+    /// No endpoint may be tried: all down or ejected, the circuit is open, or the retry budget
+    /// is spent.
+    Unavailable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

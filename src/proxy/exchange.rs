@@ -1,19 +1,24 @@
 //! One request through the proxy: pick an endpoint, send the re-framed request, relay the
 //! response. Returns whether the client connection may carry another request.
 
+use super::attempt::{self, hedge_delay, mark_retry, Attempt, AttemptError, Won};
 use super::body::{Copy, From};
 use super::buffered::{write_all, Buffered};
 use super::error::{Kind, ProxyError, Step};
 use super::headers::{
     target_parts, write_request_head, write_response_head, OutFraming, RequestLine, StatusLine,
 };
-use super::leg::{acquire, recycle, Leg};
+use super::leg::{acquire, recycle, Leg, Pick, Tried};
+use super::retry::RETRY_HEADER;
+use crate::config::Route;
 use crate::http::h1::{
     Framing, HeadLimits, RequestHead, ResponseHead, Upgrade, Version, MAX_HEADERS_CEILING,
 };
 use crate::route::strip_prefix;
 use crate::runtime::buffers::BUFFER_SIZE;
 use crate::runtime::worker::WorkerCtx;
+use crate::upstream::balance::{ip_key, key_hash};
+use crate::upstream::breaker::{Admit, State};
 use monoio::time::Instant;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +36,20 @@ pub enum Outcome {
     Close,
     /// 101: the connection is now a tunnel to this upstream connection.
     Upgrade(Buffered),
+    /// Not proxied: answer by policy (breaker open, fallback, later auth and rate limits).
+    Answer(Answer),
+}
+
+/// A response coregate gives itself instead of proxying; the request is still in the buffer.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub status: u16,
+    /// The route whose `fallback` body to send (else the status text).
+    pub fallback: Option<usize>,
+    /// Seconds for `Retry-After` (429).
+    pub retry_after: Option<u64>,
+    /// A `WWW-Authenticate` challenge (401).
+    pub www_authenticate: Option<String>,
 }
 
 /// An exchange that failed; `responded` tells whether the client already has a response head,
@@ -49,7 +68,8 @@ impl std::convert::From<ProxyError> for Failure {
     }
 }
 
-/// Proxies the request whose head starts `client`'s buffer.
+/// Proxies the request whose head starts `client`'s buffer: circuit breaker, attempts (with
+/// retries and a hedge where the route allows), then the response relay.
 pub async fn exchange(
     ctx: &WorkerCtx,
     client: &mut Buffered,
@@ -67,81 +87,142 @@ pub async fn exchange(
             return Err(ProxyError::client(Step::ReadRequestBody, Kind::BodyTooLarge).into());
         }
     }
-
-    let mut out = ctx.bufs.take();
+    let upstream = route.upstream;
     let head_len = head.head_len();
-    let method = head.method();
-    let replayable = !framing_in.has_body() && method.is_idempotent();
+    let replayable = !framing_in.has_body() && head.method().is_idempotent();
 
+    // An open circuit answers at once, without touching the upstream.
+    let admit = {
+        let mut ups = ctx.upstreams.borrow_mut();
+        let st = &mut ups[upstream];
+        st.breaker
+            .as_mut()
+            .map_or(Admit::Yes, |b| b.admit(std::time::Instant::now()))
+    };
+    if admit == Admit::No {
+        tracing::debug!(upstream = %config.upstreams[upstream].name, "circuit open: not sent");
+        return unavailable(route_index, route);
+    }
+    let probe = admit == Admit::Probe;
+    // A request another proxy already retried is not retried again (no retry storms).
+    let marked = head
+        .fields()
+        .iter()
+        .any(|f| f.is(client.buffered(), RETRY_HEADER));
+    let retry = route.retry.as_ref().filter(|_| replayable && !marked);
+    let hedge = route.hedge.as_ref().filter(|_| replayable && !marked);
+    if retry.is_some() || hedge.is_some() {
+        ctx.route_state.borrow_mut()[route_index]
+            .budget
+            .first(std::time::Instant::now());
+    }
+    let pick = Pick {
+        client: peer.ip(),
+        key: balance_key(ctx, upstream, client.buffered(), head, peer),
+    };
+    let tried = Tried::default();
+    let mut out = ctx.bufs.take();
     let mut fresh_only = false;
+    let mut retries = 0u32;
+    let mut budget_spent = false;
     let (leg, resp_len) = loop {
-        let mut leg =
-            match acquire(ctx, route.upstream, peer, fresh_only, !replayable, deadline).await {
-                Ok(leg) => leg,
-                Err(e) => {
-                    ctx.bufs.give(out);
-                    return Err(e.into());
-                }
-            };
-        // Written anew for each attempt: `out` also carries interim responses in between.
-        write_upstream_head(&mut out, client.buffered(), head, route, peer);
-        // Body bytes that arrived with the head ride in the same write.
-        let early = match framing_in {
-            Framing::Length(n) => {
-                let room = BUFFER_SIZE.saturating_sub(out.len());
-                let avail = client.buffered().len().saturating_sub(head_len);
-                (n.min(avail as u64) as usize).min(room)
-            }
-            _ => 0,
-        };
-        out.extend_from_slice(&client.buffered()[head_len..head_len + early]);
-        let (res, o) = write_all(&mut leg.conn.stream, out).await;
-        out = o;
-        let sent = match res {
-            Ok(()) => {
-                send_body(
-                    client,
-                    head,
-                    head_len,
-                    early,
-                    &mut leg,
-                    Copy {
-                        from: From::Client,
-                        read_timeout: CLIENT_BODY_TIMEOUT,
-                        max_buffer: BUFFER_SIZE,
-                        limit: route.max_body,
-                        max_chunk_ext: config.limits.max_chunk_ext,
-                    },
-                    &mut out,
+        let started = Instant::now();
+        let attempt = match hedge {
+            Some(h) if retries == 0 && !fresh_only => {
+                let (attempt, o) = hedged_attempt(
+                    ctx, client, head, route, pick, &tried, resp, deadline, h, out,
                 )
-                .await
+                .await;
+                out = o;
+                attempt
             }
-            Err(e) => Err(ProxyError::upstream_io(Step::WriteRequest, &e)),
-        };
-        let result = match sent {
-            Ok(()) => {
-                read_response_head(ctx, client, &mut leg, resp, head, deadline, &mut out).await
+            _ => {
+                let (attempt, o) = single_attempt(
+                    ctx, client, head, route, pick, &tried, fresh_only, replayable, deadline, resp,
+                    retries, out,
+                )
+                .await;
+                out = o;
+                attempt
             }
-            Err(e) => Err(e),
         };
-        match result {
-            Ok(len) => break (leg, len),
+        let now = std::time::Instant::now();
+        match attempt {
+            Ok((leg, len)) => {
+                let status = resp.status();
+                let ok = status < 500;
+                record(
+                    ctx,
+                    upstream,
+                    leg.endpoint,
+                    ok,
+                    probe,
+                    Some(started.elapsed()),
+                    now,
+                );
+                let gateway_error = (502..=504).contains(&status);
+                if gateway_error
+                    && may_retry(
+                        ctx,
+                        route_index,
+                        retry,
+                        retries,
+                        deadline,
+                        &mut budget_spent,
+                    )
+                {
+                    tracing::debug!(
+                        status,
+                        retries,
+                        "upstream answered a gateway error; retrying elsewhere"
+                    );
+                    recycle(ctx, leg.conn);
+                    retries += 1;
+                    continue;
+                }
+                break (leg, len);
+            }
             // A pooled connection the upstream closed just as we reused it: replay once on a
-            // fresh one, only if the request is idempotent and had no body to lose.
+            // fresh one, only if the request is idempotent and had no body to lose. Not the
+            // endpoint's fault, so not counted against it.
             Err(e)
-                if leg.reused
+                if e.reused
                     && replayable
-                    && e.side == super::error::Side::Upstream
+                    && e.error.side == super::error::Side::Upstream
                     && !fresh_only =>
             {
-                tracing::debug!(error = %e, "reused upstream connection failed; retrying on a new one");
-                recycle(ctx, leg.conn);
+                tracing::debug!(error = %e.error, "reused upstream connection failed; retrying on a new one");
                 fresh_only = true;
             }
             Err(e) => {
-                recycle(ctx, leg.conn);
+                let upstream_side = e.error.side == super::error::Side::Upstream;
+                if let Some(ep) = e.endpoint.filter(|_| upstream_side) {
+                    record(ctx, upstream, ep, false, probe, None, now);
+                } else if upstream_side && probe {
+                    record_breaker(ctx, upstream, false, probe, now);
+                }
+                let retryable = upstream_side && e.error.kind != Kind::Unavailable;
+                if retryable
+                    && may_retry(
+                        ctx,
+                        route_index,
+                        retry,
+                        retries,
+                        deadline,
+                        &mut budget_spent,
+                    )
+                {
+                    tracing::debug!(error = %e.error, retries, "attempt failed; retrying elsewhere");
+                    retries += 1;
+                    continue;
+                }
                 ctx.bufs.give(out);
-                return Err(e.into());
+                let unreachable = upstream_side
+                    && (e.error.kind == Kind::Unavailable || e.error.step == Step::Connect);
+                if route.fallback.is_some() && (unreachable || budget_spent) {
+                    return unavailable(route_index, route);
+                }
+                return Err(e.error.into());
             }
         }
     };
@@ -150,12 +231,269 @@ pub async fn exchange(
     }
     {
         let mut ups = ctx.upstreams.borrow_mut();
-        let st = &mut ups[route.upstream];
+        let st = &mut ups[upstream];
         st.requests += 1;
         st.reused += u64::from(leg.reused);
     }
 
     super::respond::relay(ctx, client, head, resp, resp_len, leg, route, out).await
+}
+
+/// One attempt as the request arrived: head, then the body streamed from the client, then the
+/// response head (1xx relayed). Retries of bodiless requests go through here too, marked.
+#[allow(clippy::too_many_arguments)] // the exchange's state, passed whole
+async fn single_attempt(
+    ctx: &WorkerCtx,
+    client: &mut Buffered,
+    head: &RequestHead,
+    route: &Route,
+    pick: Pick,
+    tried: &Tried,
+    fresh_only: bool,
+    replayable: bool,
+    deadline: Instant,
+    resp: &mut ResponseHead,
+    retries: u32,
+    mut out: Vec<u8>,
+) -> (Attempt, Vec<u8>) {
+    let head_len = head.head_len();
+    let framing_in = head.framing();
+    let mut leg = match acquire(
+        ctx,
+        route.upstream,
+        pick,
+        tried,
+        fresh_only,
+        !replayable,
+        deadline,
+    )
+    .await
+    {
+        Ok(leg) => leg,
+        Err(e) => return (Err(AttemptError::before_connect(e)), out),
+    };
+    // Written anew for each attempt: `out` also carries interim responses in between.
+    write_upstream_head(&mut out, client.buffered(), head, route, pick.client);
+    if retries > 0 {
+        mark_retry(&mut out, retries);
+    }
+    // Body bytes that arrived with the head ride in the same write.
+    let early = match framing_in {
+        Framing::Length(n) => {
+            let room = BUFFER_SIZE.saturating_sub(out.len());
+            let avail = client.buffered().len().saturating_sub(head_len);
+            (n.min(avail as u64) as usize).min(room)
+        }
+        _ => 0,
+    };
+    out.extend_from_slice(&client.buffered()[head_len..head_len + early]);
+    let (res, o) = write_all(&mut leg.conn.stream, out).await;
+    out = o;
+    let sent = match res {
+        Ok(()) => {
+            let copy = Copy {
+                from: From::Client,
+                read_timeout: CLIENT_BODY_TIMEOUT,
+                max_buffer: BUFFER_SIZE,
+                limit: route.max_body,
+                max_chunk_ext: ctx.config.limits.max_chunk_ext,
+            };
+            send_body(client, head, head_len, early, &mut leg, copy, &mut out).await
+        }
+        Err(e) => Err(ProxyError::upstream_io(Step::WriteRequest, &e)),
+    };
+    let result = match sent {
+        Ok(()) => {
+            read_response_head(ctx, Some(client), &mut leg, resp, head, deadline, &mut out).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(len) => (Ok((leg, len)), out),
+        Err(error) => {
+            let failed = AttemptError {
+                error,
+                reused: leg.reused,
+                endpoint: Some(leg.endpoint),
+            };
+            recycle(ctx, leg.conn);
+            (Err(failed), out)
+        }
+    }
+}
+
+/// The first attempt of a hedged route: the rendered head goes out once, and a second copy to
+/// another endpoint after the hedge delay (budget permitting); the first response head wins.
+#[allow(clippy::too_many_arguments)] // the exchange's state, passed whole
+async fn hedged_attempt(
+    ctx: &WorkerCtx,
+    client: &Buffered,
+    head: &RequestHead,
+    route: &Route,
+    pick: Pick,
+    tried: &Tried,
+    resp: &mut ResponseHead,
+    deadline: Instant,
+    hedge: &crate::config::Hedge,
+    mut out: Vec<u8>,
+) -> (Attempt, Vec<u8>) {
+    write_upstream_head(&mut out, client.buffered(), head, route, pick.client);
+    let Some(delay) = hedge_delay(ctx, route.upstream, hedge) else {
+        return attempt::plain(ctx, route.upstream, pick, tried, out, head, resp, deadline).await;
+    };
+    let mut copy = ctx.bufs.take();
+    copy.extend_from_slice(&out);
+    let mut second = ResponseHead::new();
+    let route_index = route_index_of(ctx, route);
+    let may_hedge = || {
+        ctx.route_state.borrow_mut()[route_index]
+            .budget
+            .try_retry(std::time::Instant::now())
+    };
+    let (won, mut bufs) = attempt::hedged(
+        ctx,
+        route.upstream,
+        pick,
+        tried,
+        (out, copy),
+        head,
+        (resp, &mut second),
+        deadline,
+        delay,
+        may_hedge,
+    )
+    .await;
+    let attempt = match won {
+        Won::First(a) => a,
+        Won::Second(a) => {
+            std::mem::swap(resp, &mut second);
+            a
+        }
+    };
+    let out = bufs.pop().unwrap_or_default();
+    for b in bufs {
+        ctx.bufs.give(b);
+    }
+    (attempt, out)
+}
+
+/// The index of `route` in the config (routes are compared by address: same config version).
+fn route_index_of(ctx: &WorkerCtx, route: &Route) -> usize {
+    ctx.config
+        .routes
+        .iter()
+        .position(|r| std::ptr::eq(r, route))
+        .unwrap_or(0)
+}
+
+/// Whether another attempt may go out: the route allows retries, attempts remain, the time
+/// left beats the upstream's typical latency, and the retry budget has room.
+fn may_retry(
+    ctx: &WorkerCtx,
+    route_index: usize,
+    retry: Option<&crate::config::Retry>,
+    retries: u32,
+    deadline: Instant,
+    budget_spent: &mut bool,
+) -> bool {
+    let Some(retry) = retry else { return false };
+    if retries >= retry.attempts {
+        return false;
+    }
+    let route = &ctx.config.routes[route_index];
+    let left = deadline.saturating_duration_since(Instant::now());
+    let typical = ctx.upstreams.borrow()[route.upstream].latency.quantile(0.5);
+    if typical.is_some_and(|t| left < t) {
+        return false;
+    }
+    let granted = ctx.route_state.borrow_mut()[route_index]
+        .budget
+        .try_retry(std::time::Instant::now());
+    if !granted {
+        *budget_spent = true;
+        tracing::debug!(route = route_index, "retry budget spent: failing fast");
+    }
+    granted
+}
+
+/// Feeds an attempt's outcome to passive health, the balancer, the breaker and the latency
+/// tracker.
+fn record(
+    ctx: &WorkerCtx,
+    upstream: usize,
+    endpoint: usize,
+    ok: bool,
+    probe: bool,
+    took: Option<std::time::Duration>,
+    now: std::time::Instant,
+) {
+    let cfg = &ctx.config.upstreams[upstream];
+    {
+        let mut ups = ctx.upstreams.borrow_mut();
+        let st = &mut ups[upstream];
+        st.outcome(cfg, upstream, endpoint, ok, &ctx.shared.health, now);
+        if let Some(t) = took {
+            st.latency.record(t, now);
+        }
+    }
+    record_breaker(ctx, upstream, ok, probe, now);
+}
+
+fn record_breaker(
+    ctx: &WorkerCtx,
+    upstream: usize,
+    ok: bool,
+    probe: bool,
+    now: std::time::Instant,
+) {
+    let mut ups = ctx.upstreams.borrow_mut();
+    if let Some(b) = ups[upstream].breaker.as_mut() {
+        if let Some(state) = b.record(now, ok, probe) {
+            let name = &ctx.config.upstreams[upstream].name;
+            match state {
+                State::Open => {
+                    tracing::warn!(upstream = %name, worker = ctx.index, "circuit breaker open")
+                }
+                State::HalfOpen => {
+                    tracing::info!(upstream = %name, worker = ctx.index, "circuit breaker half-open")
+                }
+                State::Closed => {
+                    tracing::info!(upstream = %name, worker = ctx.index, "circuit breaker closed")
+                }
+            }
+        }
+    }
+}
+
+/// The consistent-hash key of this request (0 for other policies, which ignore it).
+fn balance_key(
+    ctx: &WorkerCtx,
+    upstream: usize,
+    buf: &[u8],
+    head: &RequestHead,
+    peer: SocketAddr,
+) -> u64 {
+    let u = &ctx.config.upstreams[upstream];
+    if u.balance != crate::config::Balance::ConsistentHash {
+        return 0;
+    }
+    let host = head.host().map_or(&b""[..], |r| &buf[r]);
+    let (_, path) = target_parts(head.target_form(), &buf[head.target()], host);
+    let mut scratch = [0u8; 16];
+    match super::keys::request_key(&u.hash_key, buf, head, path, peer.ip(), &mut scratch) {
+        Some(k) => key_hash(k),
+        None => ip_key(peer.ip()),
+    }
+}
+
+/// The answer when the upstream cannot be used (circuit open, nothing usable, budget spent):
+/// the route's fallback, else 503.
+fn unavailable(route_index: usize, route: &Route) -> Result<Outcome, Failure> {
+    Ok(Outcome::Answer(Answer {
+        status: route.fallback.as_ref().map_or(503, |f| f.status),
+        fallback: route.fallback.is_some().then_some(route_index),
+        ..Answer::default()
+    }))
 }
 
 /// Writes the upstream request head for `head` into `out`.
@@ -164,7 +502,7 @@ fn write_upstream_head(
     buf: &[u8],
     head: &RequestHead,
     route: &crate::config::Route,
-    peer: SocketAddr,
+    client: std::net::IpAddr,
 ) {
     let target = &buf[head.target()];
     let host = head.host().map_or(&b""[..], |r| &buf[r]);
@@ -199,7 +537,7 @@ fn write_upstream_head(
         path: rest,
         authority,
         absolute: head.target_form() == crate::http::h1::TargetForm::Absolute,
-        client: peer.ip(),
+        client,
         proto: "http",
         upgrade,
         te_trailers: head.te_trailers(),
@@ -256,10 +594,11 @@ async fn send_body(
     }
 }
 
-/// Reads the final response head, relaying 1xx interim responses to HTTP/1.1 clients.
-async fn read_response_head(
+/// Reads the final response head, relaying 1xx interim responses to HTTP/1.1 clients (dropping
+/// them when there is no single client to relay to: hedged attempts).
+pub(super) async fn read_response_head(
     ctx: &WorkerCtx,
-    client: &mut Buffered,
+    mut client: Option<&mut Buffered>,
     leg: &mut Leg,
     resp: &mut ResponseHead,
     request: &RequestHead,
@@ -284,7 +623,10 @@ async fn read_response_head(
         let parsed = resp.parse(leg.conn.buffered(), &limits, method);
         match parsed {
             Ok(Some(len)) if (100..200).contains(&resp.status()) && resp.status() != 101 => {
-                if client_version == Version::Http11 {
+                if let Some(client) = client
+                    .as_deref_mut()
+                    .filter(|_| client_version == Version::Http11)
+                {
                     out.clear();
                     let reason = &leg.conn.buffered()[resp.reason()];
                     let line = StatusLine {

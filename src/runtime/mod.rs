@@ -6,6 +6,7 @@ pub mod connections;
 pub mod driver;
 mod listener;
 pub mod notify;
+pub mod shared;
 pub mod worker;
 
 use crate::config::Config;
@@ -35,6 +36,7 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let selection = driver::select(config.runtime.driver)?;
     let mut bound = listener::bind_all(&config, workers)?;
+    let shared = shared::Shared::start(&config)?;
     // Registered before any worker starts, so a signal during start-up is not lost.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
@@ -50,6 +52,7 @@ pub fn run(config: Config) -> Result<(), String> {
             cpu: (!cpus.is_empty()).then(|| cpus[index % cpus.len()]),
             selection: selection.clone(),
             config: config.clone(),
+            shared: shared.clone(),
             listeners: bound
                 .iter_mut()
                 .enumerate()

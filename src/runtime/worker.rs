@@ -39,6 +39,7 @@ pub struct WorkerSpec {
     pub cpu: Option<core_affinity::CoreId>,
     pub selection: Selection,
     pub config: Arc<Config>,
+    pub shared: Arc<super::shared::Shared>,
     /// (listener index, this worker's socket).
     pub listeners: Vec<(usize, StdListener)>,
     pub control: UnboundedReceiver<Control>,
@@ -53,7 +54,11 @@ pub const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub struct WorkerCtx {
     pub index: usize,
     pub config: Arc<Config>,
+    /// Process-wide state of this config version (health table).
+    pub shared: Arc<super::shared::Shared>,
     pub routes: RouteTable,
+    /// This worker's per-route policy state (retry budget), one per `[[route]]`.
+    pub route_state: RefCell<Vec<crate::proxy::RouteState>>,
     /// This worker's balancers, pools and counters, one per `[[upstream]]`.
     pub upstreams: RefCell<Vec<UpstreamState>>,
     pub bufs: Rc<BufferPool>,
@@ -108,6 +113,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         index,
         selection,
         config,
+        shared,
         listeners,
         mut control,
         started,
@@ -136,9 +142,11 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             config.listeners.len(),
         ),
         routes: RouteTable::new(&config),
+        route_state: RefCell::new(crate::proxy::RouteState::build(&config)),
         upstreams: RefCell::new(crate::upstream::build(&config, index)),
         bufs: Rc::new(BufferPool::default()),
         config,
+        shared,
         drain: Latch::default(),
     });
     let cpu = pinned.map_or_else(|| "unpinned".to_string(), |c| c.to_string());

@@ -125,6 +125,8 @@ impl Checker<'_> {
             )?,
             idle_timeout: positive(u.idle_timeout, "idle_timeout", d::UPSTREAM_IDLE_TIMEOUT)?,
             max_idle_per_worker: u.max_idle_per_worker.unwrap_or(d::MAX_IDLE_PER_WORKER),
+            max_fails: u.max_fails.unwrap_or(d::MAX_FAILS),
+            fail_timeout: positive(u.fail_timeout, "fail_timeout", d::FAIL_TIMEOUT)?,
             tls: u.tls.map(|t| UpstreamTls {
                 sni: t.sni,
                 ca: t.ca,
