@@ -100,6 +100,21 @@ pub async fn serve(
     }
 }
 
+/// How often a half-closed connection checks the side that sent its FIN for a later reset.
+pub const HALF_CLOSED_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a socket has an error or hang-up pending (a reset), without reading from it.
+fn has_failed(s: &TcpStream) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes one valid pollfd; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 /// How a forwarded connection ended.
 #[derive(Debug)]
 enum Ended {
@@ -126,14 +141,31 @@ async fn relay(
     let mut to_client = std::pin::pin!(pump(up, client, path, sh, received));
     let (mut up_done, mut client_done) = (false, false);
     while !(up_done && client_done) {
+        // Once a direction has ended, its source reports readable forever (EOF), so a reset
+        // there is invisible to the other pump: check it with a zero-event poll (errors only).
+        let ended_source = match (up_done, client_done) {
+            (true, false) => Some((client, Ended::ClientFailed)),
+            (false, true) => Some((up, Ended::UpstreamFailed)),
+            _ => None,
+        };
         let watchdog = async {
             loop {
                 let due = sh.last_activity.get() + idle;
                 let now = Instant::now();
                 if now >= due {
-                    return;
+                    return Ended::Idle;
                 }
-                monoio::time::sleep(due - now).await;
+                let Some((source, failed)) = &ended_source else {
+                    monoio::time::sleep(due - now).await;
+                    continue;
+                };
+                if has_failed(source) {
+                    return match failed {
+                        Ended::ClientFailed => Ended::ClientFailed,
+                        _ => Ended::UpstreamFailed,
+                    };
+                }
+                monoio::time::sleep((due - now).min(HALF_CLOSED_CHECK)).await;
             }
         };
         monoio::select! {
@@ -147,7 +179,7 @@ async fn relay(
                 End::Source(_) => return Ended::UpstreamFailed,
                 End::Dest(_) => return Ended::ClientFailed,
             },
-            _ = watchdog => return Ended::Idle,
+            ended = watchdog => return ended,
         }
     }
     Ended::Done
