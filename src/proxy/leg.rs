@@ -104,15 +104,14 @@ pub(super) async fn acquire(
             .min(deadline.saturating_duration_since(Instant::now()));
         let addr = cfg.endpoints[endpoint].addr;
         let result = crate::upstream::connect(addr, limit).await;
-        let now = std::time::Instant::now();
-        ctx.upstreams.borrow_mut()[upstream].outcome(
-            cfg,
-            upstream,
-            endpoint,
-            result.is_ok(),
-            health,
-            now,
-        );
+        // Only a failed connect is an outcome here: a successful one is not yet a successful
+        // request (the exchange records that), and counting it would reset the endpoint's
+        // consecutive failures before every request on a fresh connection.
+        if result.is_err() {
+            let now = std::time::Instant::now();
+            ctx.upstreams.borrow_mut()[upstream]
+                .outcome(cfg, upstream, endpoint, false, health, now);
+        }
         match result {
             Ok(stream) => {
                 return Ok(Leg {
