@@ -85,6 +85,9 @@ pub(super) async fn acquire(
                 return Err(last);
             };
             let busy = st.start(ep);
+            // Tried whether the connection is pooled or new: a retry or hedge of this request
+            // must avoid the endpoint either way.
+            tried.push(ep);
             if !fresh_only {
                 if let Some(stream) = st.pool.checkout(ep, verify) {
                     return Ok(Leg {
@@ -98,7 +101,6 @@ pub(super) async fn acquire(
             }
             (ep, busy)
         };
-        tried.push(endpoint);
         let limit = cfg
             .connect_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
