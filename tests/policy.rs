@@ -682,8 +682,14 @@ fn circuit_breaker_logs_half_open() {
     wait_lines(&g, &["circuit breaker closed"], 1, WAIT);
     // The transition open → half-open is the one in between; its log line must be there too.
     let log = g.log_text();
+    let at = |needle: &str| log.find(needle);
+    let (open, half, closed) = (
+        at("circuit breaker open"),
+        at("circuit breaker half-open"),
+        at("circuit breaker closed"),
+    );
     assert!(
-        log.contains("circuit breaker half-open"),
+        half.is_some() && open < half && half < closed,
         "no half-open line between open and closed:\n{log}"
     );
 }
