@@ -331,6 +331,7 @@ fn least_request_sends_most_requests_to_the_fast_endpoint() {
     }
     let counts = counts.lock().unwrap().clone();
     let fast_n = counts.get("fast").copied().unwrap_or(0);
+    eprintln!("least_request split: {counts:?}");
     assert_eq!(counts.values().sum::<usize>(), 200);
     assert!(
         fast_n >= 160,
@@ -924,6 +925,7 @@ fn spend_budget(route_extra: &str) -> (Vec<(u16, String)>, usize) {
 #[test]
 fn the_retry_budget_caps_retries_and_then_serves_the_fallback() {
     let (answers, retries) = spend_budget("");
+    eprintln!("retries with budget 0: {retries}");
     assert!(
         (1..=3).contains(&retries),
         "{retries} retries with budget 0 (MIN_RETRIES = 3)"
