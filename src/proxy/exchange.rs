@@ -98,9 +98,16 @@ pub async fn exchange(
     let admit = {
         let mut ups = ctx.upstreams.borrow_mut();
         let st = &mut ups[upstream];
-        st.breaker
-            .as_mut()
-            .map_or(Admit::Yes, |b| b.admit(std::time::Instant::now()))
+        st.breaker.as_mut().map_or(Admit::Yes, |b| {
+            let was = b.state();
+            let admit = b.admit(std::time::Instant::now());
+            // Open → half-open happens here, in admit (record only reports open and closed).
+            if was == State::Open && b.state() == State::HalfOpen {
+                let name = &config.upstreams[upstream].name;
+                tracing::info!(upstream = %name, worker = ctx.index, "circuit breaker half-open");
+            }
+            admit
+        })
     };
     if admit == Admit::No {
         tracing::debug!(upstream = %config.upstreams[upstream].name, "circuit open: not sent");

@@ -85,6 +85,9 @@ pub(super) async fn acquire(
                 return Err(last);
             };
             let busy = st.start(ep);
+            // Tried whether the connection is pooled or new: a retry or hedge of this request
+            // must avoid the endpoint either way.
+            tried.push(ep);
             if !fresh_only {
                 if let Some(stream) = st.pool.checkout(ep, verify) {
                     return Ok(Leg {
@@ -98,21 +101,19 @@ pub(super) async fn acquire(
             }
             (ep, busy)
         };
-        tried.push(endpoint);
         let limit = cfg
             .connect_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
         let addr = cfg.endpoints[endpoint].addr;
         let result = crate::upstream::connect(addr, limit).await;
-        let now = std::time::Instant::now();
-        ctx.upstreams.borrow_mut()[upstream].outcome(
-            cfg,
-            upstream,
-            endpoint,
-            result.is_ok(),
-            health,
-            now,
-        );
+        // Only a failed connect is an outcome here: a successful one is not yet a successful
+        // request (the exchange records that), and counting it would reset the endpoint's
+        // consecutive failures before every request on a fresh connection.
+        if result.is_err() {
+            let now = std::time::Instant::now();
+            ctx.upstreams.borrow_mut()[upstream]
+                .outcome(cfg, upstream, endpoint, false, health, now);
+        }
         match result {
             Ok(stream) => {
                 return Ok(Leg {
