@@ -208,7 +208,9 @@ pub async fn exchange(
                 let upstream_side = e.error.side == super::error::Side::Upstream;
                 if let Some(ep) = e.endpoint.filter(|_| upstream_side) {
                     record(ctx, upstream, ep, false, probe, None, now);
-                } else if upstream_side && probe {
+                } else if upstream_side && (probe || e.error.kind != Kind::Unavailable) {
+                    // No endpoint accepted a connection: a failure of the upstream for the
+                    // breaker (passive health already counted each refused connect).
                     record_breaker(ctx, upstream, false, probe, now);
                 }
                 let retryable = upstream_side && e.error.kind != Kind::Unavailable;
