@@ -9,6 +9,7 @@ pub mod demo;
 pub mod http;
 pub mod l4;
 pub mod log;
+pub mod policy;
 pub mod proxy;
 pub mod route;
 pub mod runtime;
