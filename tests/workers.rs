@@ -229,13 +229,14 @@ fn json_log_format() {
 fn features_not_built_yet_are_refused_not_ignored() {
     let up = common::upstream::Upstream::ok("ok");
     let port = free_port();
-    let cfg = basic_config(port, up.addr, 1, "").replace(
-        "upstream = \"app\"\n\n[[upstream]]",
-        "upstream = \"app\"\nauth = { api_key = { keys = [\"k\"] } }\n\n[[upstream]]",
+    let cfg = format!(
+        "[admin]\nlisten = \"127.0.0.1:{}\"\n{}",
+        free_port(),
+        basic_config(port, up.addr, 1, "")
     );
     let mut g = Gateway::spawn(&cfg, &[], &[]);
     assert_eq!(g.wait_exit(WAIT).code(), Some(1));
-    assert!(g.log_text().contains("route[0].auth"), "{}", g.log_text());
+    assert!(g.log_text().contains("admin"), "{}", g.log_text());
 }
 
 /// Installs a seccomp filter that makes io_uring_setup fail with EPERM, as Docker's default

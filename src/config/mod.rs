@@ -358,14 +358,6 @@ impl Config {
                 out.push(format!("listener[{i}].tls"));
             }
         }
-        for (i, r) in self.routes.iter().enumerate() {
-            let set = [("rate_limit", r.rate_limit.is_some())];
-            out.extend(
-                set.iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(k, _)| format!("route[{i}].{k}")),
-            );
-        }
         for (i, u) in self.upstreams.iter().enumerate() {
             if u.tls.is_some() {
                 out.push(format!("upstream[{i}].tls"));

@@ -85,6 +85,9 @@ pub async fn exchange(
     if let Some(answer) = check_access(ctx, client.buffered(), head, route_index, peer) {
         return Ok(Outcome::Answer(answer));
     }
+    if let Some(answer) = check_rate(ctx, client.buffered(), head, route_index, peer) {
+        return Ok(Outcome::Answer(answer));
+    }
     if let (Some(max), Framing::Length(n)) = (route.max_body, framing_in) {
         if n > max {
             return Err(ProxyError::client(Step::ReadRequestBody, Kind::BodyTooLarge).into());
@@ -523,6 +526,31 @@ fn check_access(
         status: denied.status,
         // Only refusals allocate this copy of the challenge.
         www_authenticate: denied.www_authenticate.map(str::to_string),
+        ..Answer::default()
+    })
+}
+
+/// Rate limit: `Some` is the 429 to send, with `Retry-After`.
+fn check_rate(
+    ctx: &WorkerCtx,
+    buf: &[u8],
+    head: &RequestHead,
+    route_index: usize,
+    peer: SocketAddr,
+) -> Option<Answer> {
+    let route = &ctx.config.routes[route_index];
+    let cfg = route.rate_limit.as_ref()?;
+    let mut scratch = [0u8; 16];
+    let host = head.host().map_or(&b""[..], |r| &buf[r]);
+    let (_, path) = target_parts(head.target_form(), &buf[head.target()], host);
+    let key = super::keys::request_key(&cfg.key, buf, head, path, peer.ip(), &mut scratch);
+    let mut states = ctx.route_state.borrow_mut();
+    let limiter = states[route_index].limiter.as_mut()?;
+    let retry_after = limiter.check(key, std::time::Instant::now()).err()?;
+    tracing::debug!(%peer, route = route_index, retry_after, "rate limited");
+    Some(Answer {
+        status: 429,
+        retry_after: Some(retry_after),
         ..Answer::default()
     })
 }

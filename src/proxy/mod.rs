@@ -19,15 +19,29 @@ pub use tunnel::run as tunnel_run;
 pub struct RouteState {
     /// Retries and hedges allowed over the recent window.
     pub budget: retry::Budget,
+    /// This worker's slice of the route's rate limit.
+    pub limiter: Option<crate::policy::ratelimit::Limiter>,
 }
 
 impl RouteState {
-    pub fn build(config: &crate::config::Config) -> Vec<RouteState> {
+    pub fn build(
+        config: &crate::config::Config,
+        shared: &crate::runtime::shared::Shared,
+        worker: usize,
+    ) -> Vec<RouteState> {
         let now = std::time::Instant::now();
         config
             .routes
             .iter()
-            .map(|r| RouteState {
+            .enumerate()
+            .map(|(i, r)| RouteState {
+                limiter: r
+                    .rate_limit
+                    .as_ref()
+                    .zip(shared.rate[i].as_ref())
+                    .map(|(cfg, rs)| {
+                        crate::policy::ratelimit::Limiter::new(cfg, rs.clone(), worker, now)
+                    }),
                 budget: retry::Budget::new(
                     r.retry
                         .as_ref()

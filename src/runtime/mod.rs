@@ -36,7 +36,7 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let selection = driver::select(config.runtime.driver)?;
     let mut bound = listener::bind_all(&config, workers)?;
-    let shared = shared::Shared::start(&config)?;
+    let shared = shared::Shared::start(&config, workers)?;
     // Registered before any worker starts, so a signal during start-up is not lost.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;

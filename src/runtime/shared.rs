@@ -4,6 +4,7 @@
 
 use crate::auth::AuthChain;
 use crate::config::Config;
+use crate::policy::ratelimit::RateShared;
 use crate::upstream::health::{self, HealthTable};
 use std::sync::Arc;
 
@@ -12,11 +13,18 @@ pub struct Shared {
     pub health: Arc<HealthTable>,
     /// Each route's auth rules, compiled once (keys loaded, PEM parsed); empty chains pass.
     pub auth: Vec<AuthChain>,
+    /// Per route with a rate limit: the workers' published demand, from which each takes its share.
+    pub rate: Vec<Option<Arc<RateShared>>>,
 }
 
 impl Shared {
     /// Builds the shared state and starts the health prober (when some upstream asks for one).
-    pub fn start(config: &Arc<Config>) -> Result<Arc<Shared>, String> {
+    pub fn start(config: &Arc<Config>, workers: usize) -> Result<Arc<Shared>, String> {
+        let rate = config
+            .routes
+            .iter()
+            .map(|r| r.rate_limit.as_ref().map(|_| RateShared::new(workers)))
+            .collect();
         let auth = config
             .routes
             .iter()
@@ -25,6 +33,6 @@ impl Shared {
             .collect::<Result<Vec<_>, _>>()?;
         let health = HealthTable::new(config);
         health::start(config.clone(), health.clone())?;
-        Ok(Arc::new(Shared { health, auth }))
+        Ok(Arc::new(Shared { health, auth, rate }))
     }
 }

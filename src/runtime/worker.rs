@@ -144,7 +144,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             config.listeners.len(),
         ),
         routes: RouteTable::new(&config),
-        route_state: RefCell::new(crate::proxy::RouteState::build(&config)),
+        route_state: RefCell::new(crate::proxy::RouteState::build(&config, &shared, index)),
         auth_cache: RefCell::new(crate::auth::AuthCache::new()),
         upstreams: RefCell::new(crate::upstream::build(&config, index)),
         bufs: Rc::new(BufferPool::default()),
@@ -165,6 +165,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     let _ = started.send(Ok(()));
     drop(started);
     let sweeper = monoio::spawn(sweep_pools(ctx.clone()));
+    let rebalancer = monoio::spawn(rebalance_limits(ctx.clone()));
 
     // Drain on request, and also when the main thread is gone (the channel closed).
     match std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
@@ -193,6 +194,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         }
     }
     sweeper.await;
+    rebalancer.await;
     for (u, st) in ctx
         .config
         .upstreams
@@ -230,6 +232,26 @@ fn forwarding_paths(config: &Config, pipes: &PipePool, worker: usize) -> Vec<Pat
             path
         })
         .collect()
+}
+
+/// Publishes this worker's demand and adopts its new rate-limit shares, every
+/// `REBALANCE_INTERVAL`, while any route has a rate limit.
+async fn rebalance_limits(ctx: Rc<WorkerCtx>) {
+    if ctx.config.routes.iter().all(|r| r.rate_limit.is_none()) {
+        return;
+    }
+    loop {
+        monoio::select! {
+            _ = monoio::time::sleep(crate::policy::ratelimit::REBALANCE_INTERVAL) => {},
+            _ = ctx.drain.wait() => return,
+        }
+        let now = std::time::Instant::now();
+        for st in ctx.route_state.borrow_mut().iter_mut() {
+            if let Some(l) = st.limiter.as_mut() {
+                l.rebalance(now);
+            }
+        }
+    }
 }
 
 /// Closes expired idle upstream connections until the worker drains.
