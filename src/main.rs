@@ -65,28 +65,30 @@ fn main() -> ExitCode {
             Ok(c) => serve(&cli.log_level, cli.log_format, c),
             Err(e) => fail(&e.to_string()),
         },
-        Command::Demo { bench } => match Config::parse(coregate::demo::DEMO_CONFIG, "<demo>") {
-            Ok(c) => {
-                if let Err(e) = coregate::demo::start_upstreams() {
-                    return fail(&e);
+        Command::Demo { bench } => {
+            match Config::parse(coregate::demo::DEMO_CONFIG, coregate::demo::DEMO_SOURCE) {
+                Ok(c) => {
+                    if let Err(e) = coregate::demo::start_upstreams() {
+                        return fail(&e);
+                    }
+                    if !bench {
+                        print!("{}", coregate::demo::banner());
+                        return serve(&cli.log_level, cli.log_format, c);
+                    }
+                    let outcome = match coregate::demo::start_bench() {
+                        Ok(outcome) => outcome,
+                        Err(e) => return fail(&e),
+                    };
+                    let served = serve(&cli.log_level, cli.log_format, c);
+                    match outcome.join() {
+                        Ok(Ok(())) => served,
+                        Ok(Err(e)) => fail(&e),
+                        Err(_) => fail("the demo bench thread failed"),
+                    }
                 }
-                if !bench {
-                    print!("{}", coregate::demo::banner());
-                    return serve(&cli.log_level, cli.log_format, c);
-                }
-                let outcome = match coregate::demo::start_bench() {
-                    Ok(outcome) => outcome,
-                    Err(e) => return fail(&e),
-                };
-                let served = serve(&cli.log_level, cli.log_format, c);
-                match outcome.join() {
-                    Ok(Ok(())) => served,
-                    Ok(Err(e)) => fail(&e),
-                    Err(_) => fail("the demo bench thread failed"),
-                }
+                Err(e) => fail(&format!("embedded demo config is invalid: {e}")),
             }
-            Err(e) => fail(&format!("embedded demo config is invalid: {e}")),
-        },
+        }
     }
 }
 

@@ -24,29 +24,26 @@ pub const LINGER_BYTES: usize = 1 << 20;
 
 /// Serves one client connection until it closes, misbehaves, or the worker drains.
 pub async fn serve(
-    ctx: Rc<WorkerCtx>,
-    listener: usize,
+    mut ctx: Rc<WorkerCtx>,
+    mut listener: usize,
     stream: TcpStream,
     peer: SocketAddr,
     _guard: ConnectionGuard,
 ) {
-    let limits = &ctx.config.limits;
-    let head_limits = HeadLimits {
-        max_head: limits.max_request_head,
-        max_target: limits.max_request_target,
-        max_headers: limits.max_headers,
-    };
     let mut client = Buffered::new(stream);
     let mut head = RequestHead::new();
     let mut resp = ResponseHead::new();
     loop {
+        // Each request runs on the newest config version (a reload may have happened since the
+        // last one); a listener the reload removed ends its kept-alive connections here.
         if client.buffered().is_empty() {
             if let Some(b) = client.reclaim() {
                 ctx.bufs.give(b);
             }
             // Between requests: the idle timeout applies, and a draining worker closes at once.
+            let idle = ctx.config.limits.client_idle_timeout;
             let ready = monoio::select! {
-                r = monoio::time::timeout(limits.client_idle_timeout, client.stream.readable(false)) => r,
+                r = monoio::time::timeout(idle, client.stream.readable(false)) => r,
                 _ = ctx.drain.wait() => return,
             };
             if !matches!(ready, Ok(Ok(()))) {
@@ -58,6 +55,16 @@ pub async fn serve(
         } else {
             client.compact(); // a pipelined request: parse offsets start at 0
         }
+        match ctx.latest(listener) {
+            Some((newest, li)) => (ctx, listener) = (newest, li),
+            None => return finish(&ctx, client),
+        }
+        let limits = &ctx.config.limits;
+        let head_limits = HeadLimits {
+            max_head: limits.max_request_head,
+            max_target: limits.max_request_target,
+            max_headers: limits.max_headers,
+        };
         let deadline = Instant::now() + limits.client_header_timeout;
         loop {
             match head.parse(client.buffered(), &head_limits) {

@@ -18,33 +18,36 @@ pub fn bind_all(config: &Config, workers: usize) -> Result<Vec<BoundListener>, S
     config
         .listeners
         .iter()
-        .map(|l| {
-            let fail = |what: &str, e: io::Error| {
-                format!(
-                    "listener {:?}: cannot {what} {}: {}",
-                    l.name,
-                    l.bind,
-                    plain(&e)
-                )
-            };
-            // A plain bind first: SO_REUSEPORT would otherwise let us silently share a port
-            // with another process (a second coregate, say) running as the same user.
-            exclusive_check(l.bind).map_err(|e| fail("bind", e))?;
-            let mut addr = l.bind;
-            let mut sockets = Vec::with_capacity(workers);
-            for _ in 0..workers {
-                let s = reuseport_socket(addr, l.backlog).map_err(|e| fail("listen on", e))?;
-                // Port 0: every worker must share the port the kernel gave the first one.
-                addr = s.local_addr().map_err(|e| fail("read the address of", e))?;
-                sockets.push(s);
-            }
-            Ok(BoundListener {
-                name: l.name.clone(),
-                addr,
-                sockets,
-            })
-        })
+        .map(|l| bind_one(l, workers))
         .collect()
+}
+
+/// Binds one listener once per worker.
+pub fn bind_one(l: &crate::config::Listener, workers: usize) -> Result<BoundListener, String> {
+    let fail = |what: &str, e: io::Error| {
+        format!(
+            "listener {:?}: cannot {what} {}: {}",
+            l.name,
+            l.bind,
+            plain(&e)
+        )
+    };
+    // A plain bind first: SO_REUSEPORT would otherwise let us silently share a port
+    // with another process (a second coregate, say) running as the same user.
+    exclusive_check(l.bind).map_err(|e| fail("bind", e))?;
+    let mut addr = l.bind;
+    let mut sockets = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let s = reuseport_socket(addr, l.backlog).map_err(|e| fail("listen on", e))?;
+        // Port 0: every worker must share the port the kernel gave the first one.
+        addr = s.local_addr().map_err(|e| fail("read the address of", e))?;
+        sockets.push(s);
+    }
+    Ok(BoundListener {
+        name: l.name.clone(),
+        addr,
+        sockets,
+    })
 }
 
 fn exclusive_check(addr: SocketAddr) -> io::Result<()> {

@@ -1,12 +1,15 @@
 //! The process: pick the driver, bind listeners, start one pinned worker per core, then turn
 //! signals into control messages until the workers have drained.
 
+mod accept;
 pub mod buffers;
 pub mod connections;
 pub mod driver;
 mod listener;
 pub mod notify;
+pub mod sd_notify;
 pub mod shared;
+pub mod supervisor;
 pub mod worker;
 
 use crate::config::Config;
@@ -15,6 +18,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::sync::Arc;
 use std::time::Duration;
+use supervisor::Command;
 use tracing::{error, info, warn};
 use worker::{Control, WorkerSpec};
 
@@ -91,13 +95,21 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     info!(workers, driver = %selection.driver, config = %config.source, "coregate ready");
 
+    sd_notify::notify("READY=1");
+    let (commands, command_rx) = std::sync::mpsc::channel();
+    let supervisor = supervisor::Supervisor::new(config.clone(), shared, workers, controls);
+    let supervisor_thread = std::thread::Builder::new()
+        .name("coregate-main".into())
+        .spawn(move || supervisor.run(command_rx))
+        .map_err(|e| format!("cannot start the supervisor thread: {e}"))?;
     let signal_handle = signals.handle();
+    let signal_commands = commands.clone();
     let signal_thread = std::thread::Builder::new()
         .name("coregate-signals".into())
         .spawn(move || {
             let mut draining = false;
             for sig in signals.forever() {
-                match sig {
+                let cmd = match sig {
                     SIGTERM | SIGINT if draining => {
                         warn!("second stop signal: exiting without waiting for connections");
                         std::process::exit(1);
@@ -108,17 +120,20 @@ pub fn run(config: Config) -> Result<(), String> {
                             signal = sig,
                             "stopping: no new connections; open ones may finish"
                         );
-                        drain_all(&controls);
+                        Command::Stop
                     }
                     SIGHUP => {
-                        warn!("SIGHUP: reload not supported yet; the running config is unchanged")
+                        info!("SIGHUP: reloading the config");
+                        Command::Reload(None)
                     }
-                    SIGUSR1 => info!("SIGUSR1: no log files open to reopen"),
-                    _ => {}
-                }
+                    SIGUSR1 => Command::ReopenLogs,
+                    _ => continue,
+                };
+                let _ = signal_commands.send(cmd);
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    drop(commands);
 
     let mut panicked = 0;
     for h in handles {
@@ -128,6 +143,7 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     signal_handle.close();
     let _ = signal_thread.join();
+    let _ = supervisor_thread.join();
     if panicked > 0 {
         error!(panicked, "workers ended abnormally");
         return Err(format!("{panicked} worker(s) ended abnormally"));
