@@ -173,7 +173,7 @@ fn systemd_hears_ready_reloading_ready_stopping() {
         &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
         &[],
     );
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 256];
         let n = sock.recv(&mut buf).expect("a notify message");
         String::from_utf8_lossy(&buf[..n]).to_string()
