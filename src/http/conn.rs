@@ -19,6 +19,9 @@ use std::time::Duration;
 
 /// How long to keep reading (and discarding) after an error response before closing.
 pub const LINGER_TIME: Duration = Duration::from_secs(2);
+/// During a handover to an upgraded process, how long an idle kept-alive connection may still
+/// bring one more request before it is closed.
+pub const HANDOVER_IDLE_GRACE: Duration = Duration::from_secs(2);
 /// How many bytes to discard at most while lingering.
 pub const LINGER_BYTES: usize = 1 << 20;
 
@@ -44,7 +47,14 @@ pub async fn serve(
             let idle = ctx.config.limits.client_idle_timeout;
             let ready = monoio::select! {
                 r = monoio::time::timeout(idle, client.stream.readable(false)) => r,
-                _ = ctx.drain.wait() => return,
+                _ = ctx.drain.wait() => {
+                    if !ctx.handover.get() {
+                        return;
+                    }
+                    // A successor accepts new connections now; a client of this one may be
+                    // sending its next request right now: serve it (with `connection: close`).
+                    monoio::time::timeout(HANDOVER_IDLE_GRACE, client.stream.readable(false)).await
+                }
             };
             if !matches!(ready, Ok(Ok(()))) {
                 return;

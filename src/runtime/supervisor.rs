@@ -10,10 +10,12 @@
 use super::listener;
 use super::sd_notify;
 use super::shared::Shared;
+use super::upgrade::{self, SocketCopies};
 use super::worker::{Control, ListenerChange, Reload};
 use crate::config::Config;
 use futures_channel::mpsc::UnboundedSender;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -25,12 +27,15 @@ pub const RELOAD_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the supervisor can be asked to do.
 pub enum Command {
-    /// Drain and stop (SIGTERM/SIGINT).
-    Stop,
+    /// Drain and stop (SIGTERM/SIGINT); `handover` when an upgraded process took the sockets
+    /// (SIGQUIT from it).
+    Stop { handover: bool },
     /// Re-read the config file; the reply carries the new version or why not.
     Reload(Option<Sender<Result<u64, String>>>),
     /// SIGUSR1: reopen log files.
     ReopenLogs,
+    /// SIGUSR2: start the installed binary with our listening sockets; it stops us when ready.
+    Upgrade,
 }
 
 pub struct Supervisor {
@@ -41,6 +46,8 @@ pub struct Supervisor {
     shared: Arc<Shared>,
     /// Bind address of each current listener, in config order.
     binds: Vec<SocketAddr>,
+    /// Copies of each current listener's sockets, for a binary upgrade.
+    sockets: SocketCopies,
     version: u64,
 }
 
@@ -50,6 +57,7 @@ impl Supervisor {
         shared: Arc<Shared>,
         workers: usize,
         controls: Vec<UnboundedSender<Control>>,
+        sockets: SocketCopies,
     ) -> Supervisor {
         let path =
             (config.source != crate::demo::DEMO_SOURCE).then(|| PathBuf::from(&config.source));
@@ -58,6 +66,7 @@ impl Supervisor {
             workers,
             controls,
             binds: config.listeners.iter().map(|l| l.bind).collect(),
+            sockets,
             config,
             shared,
             version: 1,
@@ -66,9 +75,13 @@ impl Supervisor {
 
     /// Serves commands until asked to stop (or every sender is gone).
     pub fn run(mut self, commands: Receiver<Command>) {
+        let mut handover = false;
         while let Ok(cmd) = commands.recv() {
             match cmd {
-                Command::Stop => break,
+                Command::Stop { handover: h } => {
+                    handover = h;
+                    break;
+                }
                 Command::Reload(reply) => {
                     sd_notify::reloading();
                     let result = self.reload();
@@ -86,11 +99,22 @@ impl Supervisor {
                     }
                 }
                 Command::ReopenLogs => info!("SIGUSR1: no log files open to reopen"),
+                Command::Upgrade => match upgrade::spawn_successor(&self.sockets) {
+                    Ok(pid) => info!(
+                        pid,
+                        "upgrade: new process started; it stops this one once ready"
+                    ),
+                    Err(e) => error!(error = %e, "upgrade failed; this process keeps serving"),
+                },
             }
         }
         sd_notify::notify("STOPPING=1");
         for c in &self.controls {
-            let _ = c.unbounded_send(Control::Drain);
+            let _ = c.unbounded_send(if handover {
+                Control::Handover
+            } else {
+                Control::Drain
+            });
         }
     }
 
@@ -116,13 +140,25 @@ impl Supervisor {
         let config = Arc::new(config);
         // Keep the sockets of listeners whose address did not change; bind the others first.
         let mut changes: Vec<Vec<ListenerChange>> = (0..self.workers).map(|_| Vec::new()).collect();
+        // Per new listener: copies of newly bound sockets (kept ones reuse the old copies).
+        let mut copies: Vec<Option<(SocketAddr, Vec<OwnedFd>)>> = Vec::new();
         for l in &config.listeners {
             match self.binds.iter().position(|b| *b == l.bind) {
-                Some(old) => changes
-                    .iter_mut()
-                    .for_each(|c| c.push(ListenerChange::Keep(old))),
+                Some(old) => {
+                    for c in changes.iter_mut() {
+                        c.push(ListenerChange::Keep(old));
+                    }
+                    copies.push(None);
+                }
                 None => {
-                    let bound = listener::bind_one(l, self.workers)?;
+                    let bound = listener::bind_one(l, self.workers, &mut Default::default())?;
+                    let dups = bound
+                        .sockets
+                        .iter()
+                        .map(upgrade::dup)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| format!("cannot duplicate a socket: {e}"))?;
+                    copies.push(Some((l.bind, dups)));
                     for (c, sock) in changes.iter_mut().zip(bound.sockets) {
                         c.push(ListenerChange::New(sock));
                     }
@@ -155,6 +191,21 @@ impl Supervisor {
             }
         }
         self.shared.health.retire();
+        let mut old_copies: Vec<Option<(SocketAddr, Vec<OwnedFd>)>> =
+            std::mem::take(&mut self.sockets)
+                .into_iter()
+                .map(Some)
+                .collect();
+        self.sockets = copies
+            .into_iter()
+            .zip(&config.listeners)
+            .filter_map(|(c, l)| {
+                c.or_else(|| {
+                    let old = self.binds.iter().position(|b| *b == l.bind)?;
+                    old_copies.get_mut(old)?.take()
+                })
+            })
+            .collect();
         self.binds = config.listeners.iter().map(|l| l.bind).collect();
         self.config = config;
         self.shared = shared;

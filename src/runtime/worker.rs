@@ -19,7 +19,7 @@ use crate::route::RouteTable;
 use crate::upstream::UpstreamState;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_core::Stream;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::TcpListener as StdListener;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -37,6 +37,10 @@ pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 pub enum Control {
     /// Stop accepting, finish open connections, exit.
     Drain,
+    /// Like `Drain`, for a binary upgrade: a successor now accepts on the same sockets, so idle
+    /// kept-alive connections get a grace period for one more request (answered with
+    /// `connection: close`) instead of being closed under a client that may be sending.
+    Handover,
     /// Switch to a new config version.
     Reload(Box<Reload>),
 }
@@ -98,6 +102,8 @@ pub struct WorkerCtx {
     pub conns: Rc<Connections>,
     /// Set when the worker drains: idle connections close, busy ones finish their request.
     pub drain: Rc<Latch>,
+    /// The drain is a handover to an upgraded process (see `Control::Handover`).
+    pub handover: Rc<Cell<bool>>,
     /// The version that replaced this one, with the listener renumbering (old → new index).
     successor: RefCell<Option<Successor>>,
 }
@@ -128,6 +134,7 @@ impl WorkerCtx {
             bufs: base.bufs,
             conns: base.conns,
             drain: base.drain,
+            handover: base.handover,
             config,
             shared,
             successor: RefCell::new(None),
@@ -157,6 +164,7 @@ struct Base {
     bufs: Rc<BufferPool>,
     conns: Rc<Connections>,
     drain: Rc<Latch>,
+    handover: Rc<Cell<bool>>,
 }
 
 /// The worker's current version, read by accept loops and housekeeping at each turn.
@@ -243,6 +251,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
                 config.listeners.len(),
             ),
             drain: Rc::new(Latch::default()),
+            handover: Rc::default(),
         },
     );
     let shell = Rc::new(Shell {
@@ -264,12 +273,18 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     let rebalancer = monoio::spawn(rebalance_limits(shell.clone()));
 
     // Until told to drain (or the main thread is gone: the channel closed), apply reloads.
-    while let Some(Control::Reload(r)) =
-        std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await
-    {
-        let result = reload(&shell, &mut accepts, *r);
-        if let Err(e) = &result {
-            warn!(worker = index, error = %e, "reload failed on this worker");
+    loop {
+        match std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
+            Some(Control::Reload(r)) => {
+                if let Err(e) = reload(&shell, &mut accepts, *r) {
+                    warn!(worker = index, error = %e, "reload failed on this worker");
+                }
+            }
+            Some(Control::Handover) => {
+                shell.current().handover.set(true);
+                break;
+            }
+            Some(Control::Drain) | None => break,
         }
     }
     let ctx = shell.current();
@@ -332,6 +347,7 @@ fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Resu
             bufs: old.bufs.clone(),
             conns: old.conns.clone(),
             drain: old.drain.clone(),
+            handover: old.handover.clone(),
         },
     );
     carry_pools(&old, &mut next);
@@ -350,7 +366,8 @@ fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Resu
     for (new_i, change) in r.listeners.into_iter().enumerate() {
         match change {
             ListenerChange::Keep(o) => {
-                if let Some(pos) = slots.iter().position(|s| s.index() == o) {
+                // A listener may have several sockets here (inherited from an upgrade).
+                while let Some(pos) = slots.iter().position(|s| s.index() == o) {
                     let slot = slots.swap_remove(pos);
                     slot.renumber(new_i);
                     accepts.push(slot);
