@@ -78,7 +78,17 @@ build_one() {
     mkdir -p "$sdir"
     "$strip" -o "$sdir/coregate" "$bindir/coregate"
     "$strip" -o "$sdir/coregate-bench" "$bindir/coregate-bench"
-    cargo generate-rpm --target-dir "$stage" "${tflag[@]}" -o "$out/"
+    # The shared-library requirements, as rpmbuild would list them (cargo-generate-rpm 0.10's
+    # own detection finds none); only Cargo.toml's list where rpm's tools are missing.
+    local reqs='"procps-ng" = "*", "shadow-utils" = "*"' r
+    if [[ -x /usr/lib/rpm/find-requires ]]; then
+      while IFS= read -r r; do
+        [[ -n $r ]] && reqs+=", \"$r\" = \"*\""
+      done < <(printf '%s\n' "$sdir/coregate" "$sdir/coregate-bench" | /usr/lib/rpm/find-requires | sort -u)
+    else
+      echo "build.sh: /usr/lib/rpm/find-requires missing (apt-get install rpm): the .rpm lists no library requirements" >&2
+    fi
+    cargo generate-rpm --target-dir "$stage" "${tflag[@]}" -s "requires = { $reqs }" -o "$out/"
   fi
 }
 
