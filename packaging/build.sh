@@ -44,10 +44,11 @@ step() { printf '\n==> %s\n' "$*"; }
 # build_one ARCH: 0 built, 3 skipped (toolchain missing).
 build_one() {
   local a=$1 triple="" strip=strip
-  local -a tflag=()
+  local -a tflag=() variant=()
   if [[ $a != "$host" ]]; then
     triple=$a-unknown-linux-gnu
     tflag=(--target "$triple")
+    variant=(--variant cross)
     local gcc=$a-linux-gnu-gcc
     if ! command -v "$gcc" >/dev/null; then
       echo "build.sh: skipping $a: no cross compiler $gcc (apt-get install gcc-${a//_/-}-linux-gnu)" >&2
@@ -67,17 +68,18 @@ build_one() {
     step "$a: cargo build --release ${tflag[*]}"
     cargo build --release "${tflag[@]}"
   fi
+  # Both packages take stripped copies from a staging tree laid out like the target directory
+  # (cargo-generate-rpm does not strip; cargo-deb would need a per-target strip in
+  # .cargo/config for cross builds).
+  local stage=$target_dir/pkg-stage
+  local sdir=$stage/${triple:+$triple/}release
+  mkdir -p "$sdir"
+  "$strip" -o "$sdir/coregate" "$bindir/coregate"
+  "$strip" -o "$sdir/coregate-bench" "$bindir/coregate-bench"
   step "$a: .deb"
-  cargo deb --no-build --strip "${tflag[@]}" -o "$out/"
+  CARGO_TARGET_DIR=$stage cargo deb --no-build --no-strip "${tflag[@]}" "${variant[@]}" -o "$out/"
   if ((rpm)); then
-    # cargo-generate-rpm does not strip: it packages stripped copies from a staging tree laid
-    # out like the target directory.
     step "$a: .rpm"
-    local stage=$target_dir/rpm-stage
-    local sdir=$stage/${triple:+$triple/}release
-    mkdir -p "$sdir"
-    "$strip" -o "$sdir/coregate" "$bindir/coregate"
-    "$strip" -o "$sdir/coregate-bench" "$bindir/coregate-bench"
     # The shared-library requirements, as rpmbuild would list them (cargo-generate-rpm 0.10's
     # own detection finds none); only Cargo.toml's list where rpm's tools are missing.
     local reqs='"procps-ng" = "*", "shadow-utils" = "*"' r
