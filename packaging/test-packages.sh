@@ -88,7 +88,7 @@ for s in postinst prerm postrm; do
   fi
 done
 OUT=$(cat "$work/control/postinst")
-check "postinst creates the user and upgrades a running service with SIGUSR2" eval 'has "systemd-sysusers" && has "SIGUSR2"'
+check "postinst creates the user and restarts a running service on upgrade" eval 'has "systemd-sysusers" && has "try-restart"'
 
 # ---------------------------------------------------------------------------------------------
 step ".deb: install"
@@ -200,8 +200,8 @@ if command -v rpm >/dev/null; then
   check "rpm config files: coregate.toml and the logrotate file" \
     test "$OUT" = $'/etc/coregate/coregate.toml\n/etc/logrotate.d/coregate'
   OUT=$(rpm -qp --scripts "$rpmfile" 2>&1)
-  check "rpm scripts: user creation, SIGUSR2 on upgrade, stop on erase" \
-    eval 'has "useradd --system" && has "SIGUSR2" && has "systemctl stop coregate.service"'
+  check "rpm scripts: user creation, restart on upgrade, stop on erase" \
+    eval 'has "useradd --system" && has "try-restart" && has "systemctl stop coregate.service"'
   OUT=$(rpm -qp --requires "$rpmfile" 2>&1)
   if [[ -x /usr/lib/rpm/find-requires ]]; then
     check "rpm requires libc" has "libc.so.6("
