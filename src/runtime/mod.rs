@@ -92,6 +92,7 @@ pub fn run(config: Config) -> Result<(), String> {
     info!(workers, driver = %selection.driver, config = %config.source, "coregate ready");
 
     let signal_handle = signals.handle();
+    let reload_shared = shared.clone();
     let signal_thread = std::thread::Builder::new()
         .name("coregate-signals".into())
         .spawn(move || {
@@ -111,7 +112,9 @@ pub fn run(config: Config) -> Result<(), String> {
                         drain_all(&controls);
                     }
                     SIGHUP => {
-                        warn!("SIGHUP: reload not supported yet; the running config is unchanged")
+                        // Certificates only for now; the rest of the config needs a restart.
+                        info!("SIGHUP: re-reading TLS certificates; the rest of the config is unchanged");
+                        reload_shared.tls.reload();
                     }
                     SIGUSR1 => info!("SIGUSR1: no log files open to reopen"),
                     _ => {}

@@ -71,6 +71,8 @@ pub struct WorkerCtx {
     pub conns: Rc<Connections>,
     /// Set when the worker drains: idle connections close, busy ones finish their request.
     pub drain: Latch,
+    /// TLS listeners' configs, this worker's upstream connectors, handshake counters.
+    pub tls: crate::tls::WorkerTls,
 }
 
 /// Runs a worker on the calling thread until it has drained.
@@ -133,6 +135,13 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             }
         }
     }
+    let tls = match crate::tls::WorkerTls::new(&shared.tls) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = started.send(Err(format!("worker {index}: {e}")));
+            return;
+        }
+    };
     let pipes = PipePool::default();
     let l4_paths = forwarding_paths(&config, &pipes, index);
     let ctx = Rc::new(WorkerCtx {
@@ -151,6 +160,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         config,
         shared,
         drain: Latch::default(),
+        tls,
     });
     let cpu = pinned.map_or_else(|| "unpinned".to_string(), |c| c.to_string());
     match &selection.fallback_reason {
@@ -205,6 +215,10 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             info!(worker = index, upstream = %u.name, requests = st.requests, reused = st.reused,
                 reuse_ratio = format_args!("{:.4}", st.reused as f64 / st.requests as f64), "upstream connection reuse");
         }
+    }
+    let (handshakes, failed) = (ctx.tls.handshakes.get(), ctx.tls.failed.get());
+    if handshakes + failed > 0 {
+        info!(worker = index, handshakes, failed, "TLS handshakes");
     }
     info!(worker = index, "worker stopped");
 }
@@ -340,6 +354,29 @@ async fn connection(
                         Ok(a) => a.client,
                         Err(why) => {
                             warn!(listener = %listener.name, %peer, reason = %why, "connection closed");
+                            return;
+                        }
+                    }
+                }
+            };
+            let stream = match &ctx.tls.servers[li] {
+                None => crate::tls::Stream::Plain(stream),
+                Some(tls) => {
+                    let tls = tls.clone();
+                    let done = monoio::select! {
+                        r = tls.accept(stream) => r,
+                        _ = ctx.drain.wait() => return,
+                    };
+                    match done {
+                        Ok(s) => {
+                            ctx.tls.handshakes.set(ctx.tls.handshakes.get() + 1);
+                            crate::tls::log_handshake(ctx.index, &listener.name, client, &s);
+                            crate::tls::Stream::Tls(Box::new(s))
+                        }
+                        Err(why) => {
+                            ctx.tls.failed.set(ctx.tls.failed.get() + 1);
+                            tracing::debug!(worker = ctx.index, listener = %listener.name, peer = %client,
+                                reason = %why, failed = ctx.tls.failed.get(), "TLS handshake failed");
                             return;
                         }
                     }
