@@ -112,15 +112,66 @@ trait Session {
     fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> T) -> T;
 }
 
-impl Session for Connection {
+impl Session for Conn {
     fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        f(self)
+        f(&mut self.inner)
     }
 }
 
-impl Session for Rc<RefCell<Connection>> {
+impl Session for Rc<RefCell<Conn>> {
     fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> T) -> T {
-        f(&mut self.borrow_mut())
+        f(&mut self.borrow_mut().inner)
+    }
+}
+
+/// A rustls session that says goodbye: dropped while established and not yet closed, it sends
+/// close_notify (like nginx's SSL_shutdown; strict clients report a truncation without it).
+pub struct Conn {
+    inner: Connection,
+    /// The socket the session runs on; open for as long as this value lives (see `TlsStream`'s
+    /// field order).
+    fd: RawFd,
+    /// close_notify already went out (a shutdown), or the halves of a split stream own it.
+    closed: bool,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.inner
+    }
+}
+
+impl Drop for Conn {
+    /// Best effort, never waiting: one non-blocking send of the alert.
+    fn drop(&mut self) {
+        if self.closed || self.inner.is_handshaking() {
+            return;
+        }
+        self.inner.send_close_notify();
+        let mut out = Vec::new();
+        while self.inner.wants_write() {
+            if self.inner.write_tls(&mut out).is_err() {
+                return;
+            }
+        }
+        // SAFETY: send(2) on the socket of this session, still open (`TlsStream` drops its
+        // `Conn` before its `TcpStream`), reading `out.len()` initialized bytes of a live Vec;
+        // MSG_DONTWAIT never blocks, MSG_NOSIGNAL turns a gone peer into EPIPE, not SIGPIPE.
+        let _ = unsafe {
+            libc::send(
+                self.fd,
+                out.as_ptr().cast(),
+                out.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
     }
 }
 
@@ -228,8 +279,9 @@ async fn write_plain<S: Session, W: AsyncWriteRent>(
 
 /// TLS over a TCP socket, whole (not split).
 pub struct TlsStream {
+    // Declared before `tcp`, so it drops (and may send close_notify) while the socket is open.
+    conn: Conn,
     tcp: TcpStream,
-    conn: Connection,
     rx: Rx,
     /// The verified client certificate's subject (mTLS), RFC 4514.
     client_subject: Option<Box<str>>,
@@ -238,15 +290,19 @@ pub struct TlsStream {
 impl TlsStream {
     pub fn new(tcp: TcpStream, conn: Connection) -> TlsStream {
         TlsStream {
+            conn: Conn {
+                inner: conn,
+                fd: tcp.as_raw_fd(),
+                closed: false,
+            },
             tcp,
-            conn,
             rx: Rx::default(),
             client_subject: None,
         }
     }
 
     pub fn session(&self) -> &Connection {
-        &self.conn
+        &self.conn.inner
     }
 
     pub fn client_subject(&self) -> Option<&str> {
@@ -331,6 +387,7 @@ impl Stream {
         match self {
             Stream::Plain(tcp) => tcp.shutdown().await,
             Stream::Tls(t) => {
+                t.conn.closed = true;
                 t.conn.send_close_notify();
                 flush(&mut t.conn, &mut t.tcp).await?;
                 t.tcp.shutdown().await
@@ -377,7 +434,12 @@ impl Stream {
                 (ReadHalf::Plain(r), WriteHalf::Plain(w))
             }
             Stream::Tls(t) => {
-                let TlsStream { tcp, conn, rx, .. } = *t;
+                let TlsStream {
+                    mut conn, tcp, rx, ..
+                } = *t;
+                // The write half's shutdown sends close_notify; a drop must not (the socket may
+                // already be closed by the other half).
+                conn.closed = true;
                 let (r, w) = tcp.into_split();
                 let conn = Rc::new(RefCell::new(conn));
                 (
@@ -413,7 +475,7 @@ pub enum ReadHalf {
     Plain(OwnedReadHalf<TcpStream>),
     Tls {
         tcp: OwnedReadHalf<TcpStream>,
-        conn: Rc<RefCell<Connection>>,
+        conn: Rc<RefCell<Conn>>,
         rx: Rx,
     },
 }
@@ -441,7 +503,7 @@ pub enum WriteHalf {
     Plain(OwnedWriteHalf<TcpStream>),
     Tls {
         tcp: OwnedWriteHalf<TcpStream>,
-        conn: Rc<RefCell<Connection>>,
+        conn: Rc<RefCell<Conn>>,
     },
 }
 
