@@ -15,7 +15,7 @@ pub struct Shared {
     pub auth: Vec<AuthChain>,
     /// Per route with a rate limit: the workers' published demand, from which each takes its share.
     pub rate: Vec<Option<Arc<RateShared>>>,
-    /// Certificates, ticket key and upstream trust; its certificates swap on SIGHUP.
+    /// Certificates and upstream trust of this version (a reload re-reads the files).
     pub tls: crate::tls::TlsShared,
 }
 
@@ -33,9 +33,9 @@ impl Shared {
             .enumerate()
             .map(|(i, r)| AuthChain::build(&r.auth).map_err(|e| format!("route[{i}].auth: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        let tls = crate::tls::TlsShared::start(config)?;
+        let tls = crate::tls::TlsShared::start(config, workers)?;
         let health = HealthTable::new(config);
-        health::start(config.clone(), health.clone(), tls.connectors()?)?;
+        health::start(config.clone(), health.clone(), tls.prober.clone())?;
         Ok(Arc::new(Shared {
             health,
             auth,

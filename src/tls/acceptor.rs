@@ -1,12 +1,12 @@
-//! One TLS listener's server side: its rustls config behind an `ArcSwap` (the reload swap
-//! point), and the handshake of each accepted connection under a timeout.
+//! One TLS listener's server side: its rustls config (built with the config version: a reload
+//! builds a new one, connections already established keep theirs), and the handshake of each
+//! accepted connection under a timeout.
 
 use super::certs::{self, Loaded};
 use super::resolver::Resolver;
 use super::stream::TlsStream;
 use super::x509;
 use crate::config::{ListenerTls, TlsVersion};
-use arc_swap::ArcSwap;
 use monoio::net::TcpStream;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{NoServerSessionStorage, ProducesTickets, ServerConfig, WebPkiClientVerifier};
@@ -22,11 +22,7 @@ pub struct ServerTls {
     /// The listener's name, for logs.
     pub listener: String,
     pub spec: ListenerTls,
-    provider: Arc<CryptoProvider>,
-    ticketer: Arc<dyn ProducesTickets>,
-    /// New handshakes load the current config; a reload stores a new one. Connections already
-    /// established keep the `Arc` of the config they started with.
-    config: ArcSwap<ServerConfig>,
+    config: Arc<ServerConfig>,
 }
 
 impl ServerTls {
@@ -36,30 +32,18 @@ impl ServerTls {
         spec: &ListenerTls,
         ticketer: Arc<dyn ProducesTickets>,
     ) -> Result<ServerTls, String> {
-        let provider = certs::provider();
-        let (config, loaded) = build(spec, &provider, &ticketer)?;
-        log_certs(listener, &loaded, false);
+        let (config, loaded) = build(spec, &certs::provider(), &ticketer)?;
+        log_certs(listener, &loaded);
         Ok(ServerTls {
             listener: listener.to_string(),
             spec: spec.clone(),
-            provider,
-            ticketer,
-            config: ArcSwap::from_pointee(config),
+            config: Arc::new(config),
         })
-    }
-
-    /// Re-reads the certificate, key and CA files and swaps them in for new handshakes; on any
-    /// error the running config stays and the error is returned.
-    pub fn reload(&self) -> Result<usize, String> {
-        let (config, loaded) = build(&self.spec, &self.provider, &self.ticketer)?;
-        log_certs(&self.listener, &loaded, true);
-        self.config.store(Arc::new(config));
-        Ok(loaded.len())
     }
 
     /// Handshakes with a client; the error is a reason for the log.
     pub async fn accept(&self, tcp: TcpStream) -> Result<TlsStream, String> {
-        let conn = ServerConnection::new(self.config.load_full())
+        let conn = ServerConnection::new(self.config.clone())
             .map_err(|e| format!("cannot start a session: {e}"))?;
         let mut stream = TlsStream::new(tcp, Connection::Server(conn));
         match monoio::time::timeout(self.spec.handshake_timeout, stream.handshake()).await {
@@ -130,7 +114,7 @@ fn build(
 }
 
 /// Says which certificates a listener serves, and warns about expired or expiring ones.
-fn log_certs(listener: &str, loaded: &[Loaded], reload: bool) {
+fn log_certs(listener: &str, loaded: &[Loaded]) {
     let now = certs::unix_now();
     for (i, l) in loaded.iter().enumerate() {
         let names = l.names().join(",");
@@ -144,10 +128,6 @@ fn log_certs(listener: &str, loaded: &[Loaded], reload: bool) {
             }
             _ => {}
         }
-        if reload {
-            info!(listener, index = i, subject = %l.info.subject, names, days_left, "certificate reloaded");
-        } else {
-            info!(listener, index = i, subject = %l.info.subject, names, days_left, "certificate loaded");
-        }
+        info!(listener, index = i, subject = %l.info.subject, names, days_left, "certificate loaded");
     }
 }

@@ -19,43 +19,38 @@ pub mod x509;
 pub use stream::Stream;
 
 use crate::config::Config;
+use crate::runtime::worker::WorkerCtx;
 use acceptor::ServerTls;
 use client::{Connector, UpstreamTrust};
 use std::cell::Cell;
 use std::sync::Arc;
-use tracing::{error, info};
 
-/// The process's TLS state: built once at start, shared by the workers, reloaded on SIGHUP.
+/// The process's TLS state for one config version: built with it, shared by the workers,
+/// replaced whole by a reload (the ticket key is process-wide and survives reloads).
 pub struct TlsShared {
     /// Per listener, in config order; `None` for plain listeners.
     pub servers: Vec<Option<Arc<ServerTls>>>,
-    /// Per upstream, in config order; `None` for plain upstreams.
-    pub upstreams: Vec<Option<UpstreamTrust>>,
+    /// Per worker, per upstream: each worker its own client config (and resumption cache).
+    connectors: Vec<Vec<Option<Connector>>>,
+    /// The same for the health prober's thread.
+    pub prober: Vec<Option<Connector>>,
 }
 
 impl TlsShared {
-    /// Loads every certificate, key and CA the config names; one ticketer for all listeners.
-    pub fn start(config: &Config) -> Result<TlsShared, String> {
-        let ticketer: Option<Arc<dyn rustls::server::ProducesTickets>> =
-            if config.listeners.iter().any(|l| l.tls.is_some()) {
-                Some(tickets::Ticketer::new(
-                    crate::config::defaults::TICKET_KEY_ROTATION,
-                )?)
-            } else {
-                None
-            };
+    /// Loads every certificate, key and CA the config names.
+    pub fn start(config: &Config, workers: usize) -> Result<TlsShared, String> {
         let servers = config
             .listeners
             .iter()
             .enumerate()
-            .map(|(i, l)| match (&l.tls, &ticketer) {
-                (Some(spec), Some(t)) => ServerTls::new(&l.name, spec, t.clone())
+            .map(|(i, l)| match &l.tls {
+                Some(spec) => ServerTls::new(&l.name, spec, tickets::process_ticketer()?)
                     .map(|s| Some(Arc::new(s)))
                     .map_err(|e| format!("listener[{i}].tls: {e}")),
-                _ => Ok(None),
+                None => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let upstreams = config
+        let trust = config
             .upstreams
             .iter()
             .enumerate()
@@ -66,53 +61,77 @@ impl TlsShared {
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(TlsShared { servers, upstreams })
-    }
-
-    /// Re-reads every TLS listener's files (SIGHUP); a listener whose new files fail keeps
-    /// serving its old certificates, and the log says why.
-    pub fn reload(&self) {
-        for s in self.servers.iter().flatten() {
-            match s.reload() {
-                Ok(n) => {
-                    info!(listener = %s.listener, certificates = n, "TLS certificates reloaded")
-                }
-                Err(why) => error!(listener = %s.listener, reason = %why,
-                    "TLS reload failed; the previous certificates stay in use"),
-            }
-        }
-    }
-
-    /// Per-thread connectors for the upstreams (each its own resumption cache).
-    pub fn connectors(&self) -> Result<Vec<Option<Connector>>, String> {
-        self.upstreams
-            .iter()
-            .map(|u| u.as_ref().map(UpstreamTrust::connector).transpose())
-            .collect()
-    }
-}
-
-/// A worker's TLS: the shared listener state, its own upstream connectors, its counters.
-pub struct WorkerTls {
-    pub servers: Vec<Option<Arc<ServerTls>>>,
-    pub connectors: Vec<Option<Connector>>,
-    /// Handshakes completed on this worker's listeners.
-    pub handshakes: Cell<u64>,
-    /// Client handshakes that failed (garbage, timeout, refused version or certificate).
-    pub failed: Cell<u64>,
-}
-
-impl WorkerTls {
-    pub fn new(shared: &TlsShared) -> Result<WorkerTls, String> {
-        Ok(WorkerTls {
-            servers: shared.servers.clone(),
-            connectors: shared.connectors()?,
-            handshakes: Cell::new(0),
-            failed: Cell::new(0),
+        let connectors = || -> Result<Vec<Option<Connector>>, String> {
+            trust
+                .iter()
+                .map(|u| u.as_ref().map(UpstreamTrust::connector).transpose())
+                .collect()
+        };
+        Ok(TlsShared {
+            servers,
+            connectors: (0..workers)
+                .map(|_| connectors())
+                .collect::<Result<_, _>>()?,
+            prober: connectors()?,
         })
     }
 }
 
+/// A worker's view of one version's TLS: the listeners' shared configs, its own connectors.
+pub struct WorkerTls {
+    pub servers: Vec<Option<Arc<ServerTls>>>,
+    pub connectors: Vec<Option<Connector>>,
+}
+
+impl WorkerTls {
+    pub fn new(shared: &TlsShared, worker: usize) -> WorkerTls {
+        WorkerTls {
+            servers: shared.servers.clone(),
+            connectors: shared.connectors.get(worker).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+thread_local! {
+    /// This worker's completed and failed client handshakes (all versions of the config).
+    static HANDSHAKES: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// The worker's (completed, failed) handshake counts so far.
+pub fn handshake_counts() -> (u64, u64) {
+    HANDSHAKES.with(Cell::get)
+}
+
+/// An accepted connection's stream: as is on a plain listener; on a TLS one after a handshake,
+/// or `None` when that failed (counted, logged at debug with the reason) or the worker drains.
+pub async fn accept(
+    ctx: &WorkerCtx,
+    li: usize,
+    tcp: monoio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) -> Option<Stream> {
+    let Some(tls) = ctx.tls.servers.get(li).cloned().flatten() else {
+        return Some(Stream::Plain(tcp));
+    };
+    let done = monoio::select! {
+        r = tls.accept(tcp) => r,
+        _ = ctx.drain.wait() => return None,
+    };
+    let (ok, failed) = handshake_counts();
+    match done {
+        Ok(s) => {
+            HANDSHAKES.with(|c| c.set((ok + 1, failed)));
+            log_handshake(ctx.index, &tls.listener, peer, &s);
+            Some(Stream::Tls(Box::new(s)))
+        }
+        Err(why) => {
+            HANDSHAKES.with(|c| c.set((ok, failed + 1)));
+            tracing::debug!(worker = ctx.index, listener = %tls.listener, %peer, reason = %why,
+                failed = failed + 1, "TLS handshake failed");
+            None
+        }
+    }
+}
 /// One debug line per completed handshake: what was negotiated, and whether it resumed.
 pub fn log_handshake(
     worker: usize,

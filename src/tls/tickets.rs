@@ -53,6 +53,17 @@ impl std::fmt::Debug for Ticketer {
     }
 }
 
+/// The process's one ticketer, made on first use: every listener, worker and config version
+/// shares it, so tickets survive reloads and resume on any core.
+pub fn process_ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, String> {
+    static ONE: std::sync::OnceLock<Arc<Ticketer>> = std::sync::OnceLock::new();
+    if let Some(t) = ONE.get() {
+        return Ok(t.clone());
+    }
+    let t = Ticketer::new(crate::config::defaults::TICKET_KEY_ROTATION)?;
+    Ok(ONE.get_or_init(|| t).clone())
+}
+
 impl Ticketer {
     pub fn new(rotation: Duration) -> Result<Arc<Ticketer>, String> {
         let rng = SystemRandom::new();
