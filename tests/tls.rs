@@ -24,6 +24,7 @@ struct Pki {
 enum KeyType {
     Ec,
     Rsa,
+    Ed25519,
 }
 
 fn openssl(args: &[&str], cwd: &Path) {
@@ -43,6 +44,7 @@ fn key_args(kind: KeyType) -> &'static [&'static str] {
     match kind {
         KeyType::Ec => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
         KeyType::Rsa => &["-newkey", "rsa:2048"],
+        KeyType::Ed25519 => &["-newkey", "ed25519"],
     }
 }
 
@@ -333,9 +335,15 @@ fn sni_chooses_the_certificate_and_clients_without_sni_get_the_first() {
         KeyType::Ec,
     );
     let (b, bk) = pki.leaf("b", "/CN=b.test/O=coregate", &["b.test"], KeyType::Rsa);
+    let (c, ck) = pki.leaf("c", "/CN=c.test", &["c.test"], KeyType::Ed25519);
     let up = Upstream::ok("ok");
     let port = free_port();
-    let tls = format!("{}{}", cert_table(&a, &ak), cert_table(&b, &bk));
+    let tls = format!(
+        "{}{}{}",
+        cert_table(&a, &ak),
+        cert_table(&b, &bk),
+        cert_table(&c, &ck)
+    );
     let _g = Gateway::start(&tls_config(port, up.addr, 1, &tls));
 
     for (name, want) in [
@@ -343,6 +351,7 @@ fn sni_chooses_the_certificate_and_clients_without_sni_get_the_first() {
         ("b.test", "CN=b.test,O=coregate"),
         ("www.a.test", "CN=a.test,O=coregate"),
         ("B.TEST", "CN=b.test,O=coregate"),
+        ("c.test", "CN=c.test"),
         ("x.y.a.test", "CN=a.test,O=coregate"), // not covered: the default
         ("unknown.test", "CN=a.test,O=coregate"),
     ] {
@@ -355,8 +364,8 @@ fn sni_chooses_the_certificate_and_clients_without_sni_get_the_first() {
     assert!(ok, "{out}");
     assert_eq!(subject(&out), "CN=a.test,O=coregate");
 
-    // curl verifies the chain and the name for both certificates (ECDSA and RSA).
-    for name in ["a.test", "b.test", "deep.a.test"] {
+    // curl verifies the chain and the name for each certificate (ECDSA, RSA, Ed25519).
+    for name in ["a.test", "b.test", "c.test", "deep.a.test"] {
         let (code, out) = curl(port, name, &pki.ca(), &[]);
         assert_eq!(code, 0, "{name}: {out}");
         assert!(out.ends_with("status=200"), "{name}: {out}");
@@ -1232,4 +1241,36 @@ fn check_validates_upstream_tls() {
         assert!(err.contains(want), "{tls}: want {want:?} in {err}");
         assert!(err.contains(":10:"), "{tls}: {err}");
     }
+}
+
+#[test]
+fn an_ecdsa_and_an_rsa_certificate_for_the_same_name_go_by_what_the_client_verifies() {
+    let pki = Pki::new();
+    let (e, ek) = pki.leaf("e", "/CN=dual ecdsa", &["dual.test"], KeyType::Ec);
+    let (r, rk) = pki.leaf("r", "/CN=dual rsa", &["dual.test"], KeyType::Rsa);
+    let up = Upstream::ok("ok");
+    let port = free_port();
+    let tls = format!("{}{}", cert_table(&e, &ek), cert_table(&r, &rk));
+    let _g = Gateway::start(&tls_config(port, up.addr, 1, &tls));
+    let (ok, out) = s_client(port, &["-servername", "dual.test"]);
+    assert!(ok, "{out}");
+    assert_eq!(subject(&out), "CN=dualecdsa");
+    for v in ["-tls1_3", "-tls1_2"] {
+        let (ok, out) = s_client(
+            port,
+            &[
+                "-servername",
+                "dual.test",
+                v,
+                "-sigalgs",
+                "rsa_pss_rsae_sha256:RSA+SHA256",
+            ],
+        );
+        assert!(ok, "{out}");
+        assert_eq!(subject(&out), "CN=dualrsa", "{v}");
+    }
+    // Clients without SNI get the default's twin too.
+    let (ok, out) = s_client(port, &["-noservername", "-sigalgs", "rsa_pss_rsae_sha256"]);
+    assert!(ok, "{out}");
+    assert_eq!(subject(&out), "CN=dualrsa");
 }
