@@ -71,20 +71,21 @@ impl Rx {
         }
     }
 
-    /// Hands buffered ciphertext to rustls (as much as it takes).
-    fn feed(&mut self, conn: &mut Connection) -> io::Result<()> {
+    /// Hands buffered ciphertext to rustls (as much as it takes); returns how much it took.
+    fn feed(&mut self, conn: &mut Connection) -> io::Result<usize> {
         if self.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let mut pending = &self.buf[self.pos..];
-        match conn.read_tls(&mut pending) {
-            Ok(n) => self.pos += n,
+        let n = match conn.read_tls(&mut pending) {
+            Ok(n) => n,
             // rustls refuses more while plaintext waits to be read: the caller reads it first.
-            Err(e) if e.kind() == io::ErrorKind::Other => {}
+            Err(e) if e.kind() == io::ErrorKind::Other => 0,
             Err(e) => return Err(e),
-        }
+        };
+        self.pos += n;
         self.release_if_empty();
-        Ok(())
+        Ok(n)
     }
 
     /// Reads more ciphertext from `io`; 0 means the peer closed.
@@ -175,6 +176,14 @@ impl Drop for Conn {
     }
 }
 
+/// rustls took no bytes and produced nothing: give up rather than spin.
+fn stuck() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "TLS buffer full without progress",
+    )
+}
+
 fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
@@ -198,7 +207,7 @@ async fn read_plain<S: Session, R: AsyncReadRent>(
 ) -> io::Result<usize> {
     loop {
         let step = s.with(|c| -> io::Result<Step> {
-            rx.feed(c)?;
+            let fed = rx.feed(c)?;
             let state = c.process_new_packets().map_err(tls_error)?;
             let avail = state.plaintext_bytes_to_read();
             if avail > 0 {
@@ -212,11 +221,11 @@ async fn read_plain<S: Session, R: AsyncReadRent>(
             if state.peer_has_closed() {
                 return Ok(Step::Done(0));
             }
-            Ok(if rx.is_empty() {
-                Step::Read
-            } else {
-                Step::Again
-            })
+            match (rx.is_empty(), fed) {
+                (true, _) => Ok(Step::Read),
+                (false, 0) => Err(stuck()),
+                (false, _) => Ok(Step::Again),
+            }
         })?;
         match step {
             Step::Done(n) => return Ok(n),
@@ -326,10 +335,14 @@ impl TlsStream {
                     "peer closed during the handshake",
                 ));
             }
-            let fed = self
-                .rx
-                .feed(&mut self.conn)
-                .and_then(|()| self.conn.process_new_packets().map_err(tls_error));
+            let was_empty = self.rx.is_empty();
+            let fed = self.rx.feed(&mut self.conn).and_then(|n| {
+                self.conn.process_new_packets().map_err(tls_error)?;
+                match n {
+                    0 if !was_empty && self.conn.is_handshaking() => Err(stuck()),
+                    _ => Ok(()),
+                }
+            });
             if let Err(e) = fed {
                 let _ = flush(&mut self.conn, &mut self.tcp).await; // the alert, if any
                 return Err(e);
