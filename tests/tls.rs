@@ -1274,3 +1274,41 @@ fn an_ecdsa_and_an_rsa_certificate_for_the_same_name_go_by_what_the_client_verif
     assert!(ok, "{out}");
     assert_eq!(subject(&out), "CN=dualrsa");
 }
+
+#[test]
+fn health_checks_of_an_https_upstream_handshake_and_verify() {
+    let pki = Pki::new();
+    let (u, uk) = pki.leaf("up", "/CN=up.internal", &["up.internal"], KeyType::Ec);
+    let up = TlsUpstream::start(&u, &uk);
+    let check = "[upstream.health_check]\npath = \"/healthz\"\ninterval = \"100ms\"\ntimeout = \"1s\"\nunhealthy = 2";
+    let good = format!(
+        "tls = {{ sni = \"up.internal\", ca = \"{}\" }}\n{check}",
+        p(&pki.ca())
+    );
+    let port = free_port();
+    let g = Gateway::start(&secure_config(port, up.addr, &good));
+    poll(WAIT, "three probes at the upstream", || {
+        let heads = up.heads.lock().unwrap().clone();
+        (heads
+            .iter()
+            .filter(|h| h.starts_with("GET /healthz"))
+            .count()
+            >= 3)
+            .then_some(())
+    });
+    assert!(!g.log_text().contains("endpoint down"), "{}", g.log_text());
+    let r = roundtrip(addr(port), b"GET /x HTTP/1.1\r\nHost: site\r\n\r\n");
+    assert_eq!(r.status, 200);
+    drop(g);
+
+    // A CA that did not sign the upstream's certificate: the probes fail and say why.
+    let other = Pki::new();
+    let bad = format!(
+        "tls = {{ sni = \"up.internal\", ca = \"{}\" }}\n{check}",
+        p(&other.ca())
+    );
+    let port = free_port();
+    let mut g = Gateway::start(&secure_config(port, up.addr, &bad));
+    g.wait_log("endpoint down: health check failed");
+    assert!(g.log_text().contains("TLS: "), "{}", g.log_text());
+}
