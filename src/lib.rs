@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod http;
 pub mod l4;
 pub mod log;
@@ -13,4 +14,5 @@ pub mod policy;
 pub mod proxy;
 pub mod route;
 pub mod runtime;
+pub mod tls;
 pub mod upstream;
