@@ -21,6 +21,7 @@ if [[ ${1:-} == --install ]]; then
   if ((${#missing[@]})); then
     echo "test-aarch64.sh: apt-get install ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } ||
       echo "test-aarch64.sh: apt-get failed" >&2
   fi
   rustup target list --installed 2>/dev/null | grep -qx "$triple" ||

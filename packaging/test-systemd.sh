@@ -48,6 +48,7 @@ if ((install)); then
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } ||
       echo "test-systemd.sh: apt-get install ${missing[*]} failed" >&2
   fi
 fi
