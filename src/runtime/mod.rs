@@ -21,6 +21,9 @@ use worker::{Control, WorkerSpec};
 /// How long workers get to build their runtimes and register sockets.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the access log writer gets, after the workers stopped, to write their last lines.
+pub const ACCESS_LOG_FINISH: Duration = Duration::from_secs(2);
+
 /// CPUs this process may run on (its affinity mask, so `taskset` and cpusets are respected).
 pub fn allowed_cpus() -> Vec<core_affinity::CoreId> {
     core_affinity::get_core_ids().unwrap_or_default()
@@ -37,6 +40,8 @@ pub fn run(config: Config) -> Result<(), String> {
     let selection = driver::select(config.runtime.driver)?;
     let mut bound = listener::bind_all(&config, workers)?;
     let shared = shared::Shared::start(&config, workers)?;
+    let access = crate::log::access::start(&config.log, workers)?;
+    let mut worker_logs = access.workers.into_iter();
     // Registered before any worker starts, so a signal during start-up is not lost.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
@@ -60,6 +65,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 .collect(),
             control: rx,
             started: started_tx.clone(),
+            access: worker_logs.next().expect("one access log per worker"),
         };
         let handle = std::thread::Builder::new()
             .name(format!("coregate-w{index}"))
@@ -91,6 +97,8 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     info!(workers, driver = %selection.driver, config = %config.source, "coregate ready");
 
+    let access_writer = access.writer;
+    let reopen = access_writer.as_ref().map(|w| w.reopen_handle());
     let signal_handle = signals.handle();
     let signal_thread = std::thread::Builder::new()
         .name("coregate-signals".into())
@@ -113,7 +121,10 @@ pub fn run(config: Config) -> Result<(), String> {
                     SIGHUP => {
                         warn!("SIGHUP: reload not supported yet; the running config is unchanged")
                     }
-                    SIGUSR1 => info!("SIGUSR1: no log files open to reopen"),
+                    SIGUSR1 => match reopen.as_ref().filter(|r| r.reopen()) {
+                        Some(_) => info!("SIGUSR1: reopening the access log"),
+                        None => info!("SIGUSR1: no log files open to reopen"),
+                    },
                     _ => {}
                 }
             }
@@ -128,6 +139,9 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     signal_handle.close();
     let _ = signal_thread.join();
+    if let Some(w) = access_writer {
+        w.finish(ACCESS_LOG_FINISH);
+    }
     if panicked > 0 {
         error!(panicked, "workers ended abnormally");
         return Err(format!("{panicked} worker(s) ended abnormally"));

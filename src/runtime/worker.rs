@@ -45,6 +45,8 @@ pub struct WorkerSpec {
     pub control: UnboundedReceiver<Control>,
     /// Reports `Ok` once the runtime is up and sockets are registered.
     pub started: Sender<Result<(), String>>,
+    /// This worker's access log buffer and request ids.
+    pub access: crate::log::access::WorkerLog,
 }
 
 /// How often idle upstream connections past their `idle_timeout` are closed.
@@ -71,6 +73,8 @@ pub struct WorkerCtx {
     pub conns: Rc<Connections>,
     /// Set when the worker drains: idle connections close, busy ones finish their request.
     pub drain: Latch,
+    /// Access log lines and request ids (per worker, not per config version).
+    pub access: Rc<crate::log::access::WorkerLog>,
 }
 
 /// Runs a worker on the calling thread until it has drained.
@@ -119,6 +123,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         listeners,
         mut control,
         started,
+        access,
         ..
     } = spec;
     let mut sockets = Vec::with_capacity(listeners.len());
@@ -151,7 +156,10 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         config,
         shared,
         drain: Latch::default(),
+        access: Rc::new(access),
     });
+    // Runs through the drain too (connections finishing then are logged), until close.
+    let log_flusher = monoio::spawn(crate::log::access::flush_every_interval(ctx.access.clone()));
     let cpu = pinned.map_or_else(|| "unpinned".to_string(), |c| c.to_string());
     match &selection.fallback_reason {
         None => info!(worker = index, cpu = %cpu, driver = %selection.driver, "worker started"),
@@ -195,6 +203,8 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     }
     sweeper.await;
     rebalancer.await;
+    ctx.access.close();
+    log_flusher.await;
     for (u, st) in ctx
         .config
         .upstreams
