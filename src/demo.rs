@@ -11,6 +11,9 @@ pub const DEMO_UPSTREAMS: [(&str, &str); 2] =
     [("demo-a", "127.0.0.1:8081"), ("demo-b", "127.0.0.1:8082")];
 
 /// The demo config, checked by the same parser as any file.
+/// What `Config::source` says for the embedded demo config (it has no file to reload).
+pub const DEMO_SOURCE: &str = "<demo>";
+
 pub const DEMO_CONFIG: &str = r#"
 [runtime]
 workers = 2

@@ -713,3 +713,44 @@ fn stop_with_a_request_still_open_does_not_wait_for_the_writer() {
     assert!(took < Duration::from_millis(3500), "stop took {took:?}");
     assert!(!g.log_text().contains("did not finish"), "{}", g.log_text());
 }
+
+#[test]
+fn the_log_goes_on_across_a_reload() {
+    let up = Upstream::ok("hello");
+    let port = free_port();
+    let mut g = Gateway::start(&config(port, up.addr, "access_log = \"access.log\"", ""));
+    let get = |t: &str| {
+        let r = roundtrip(
+            addr(port),
+            format!("GET {t} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+    };
+    get("/app/before");
+    // The new version changes the format: that takes a restart (and says so); lines go on.
+    let next = config(
+        port,
+        up.addr,
+        "access_log = \"access.log\"\naccess_format = \"json\"",
+        "",
+    )
+    .replace("path_prefix = \"/app\"", "path_prefix = \"/v2\"");
+    std::fs::write(&g.config, next).unwrap();
+    g.signal(libc::SIGHUP);
+    g.wait_log("config reloaded");
+    g.wait_log("take effect at the next start");
+    get("/v2/after");
+    let lines = wait_lines(&access_path(&g), 2);
+    let re = Regex::new(COMBINED).unwrap();
+    let requests: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let c = re.captures(l).unwrap_or_else(|| panic!("{l}"));
+            c["request"].to_string()
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        ["GET /app/before HTTP/1.1", "GET /v2/after HTTP/1.1"]
+    );
+}

@@ -71,7 +71,7 @@ fn sighup_does_not_stop_the_gateway() {
     let port = free_port();
     let mut g = Gateway::start(&basic_config(port, up.addr, 1, ""));
     g.signal(libc::SIGHUP);
-    g.wait_log("reload not supported yet");
+    g.wait_log("config reloaded");
     assert_eq!(
         roundtrip(addr(port), b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").status,
         200

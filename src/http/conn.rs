@@ -24,35 +24,42 @@ use std::time::Duration;
 
 /// How long to keep reading (and discarding) after an error response before closing.
 pub const LINGER_TIME: Duration = Duration::from_secs(2);
+/// During a handover to an upgraded process, how long an idle kept-alive connection may still
+/// bring one more request before it is closed.
+pub const HANDOVER_IDLE_GRACE: Duration = Duration::from_secs(2);
 /// How many bytes to discard at most while lingering.
 pub const LINGER_BYTES: usize = 1 << 20;
 
 /// Serves one client connection until it closes, misbehaves, or the worker drains.
 pub async fn serve(
-    ctx: Rc<WorkerCtx>,
-    listener: usize,
+    mut ctx: Rc<WorkerCtx>,
+    mut listener: usize,
     stream: TcpStream,
     peer: SocketAddr,
     _guard: ConnectionGuard,
 ) {
-    let limits = &ctx.config.limits;
-    let head_limits = HeadLimits {
-        max_head: limits.max_request_head,
-        max_target: limits.max_request_target,
-        max_headers: limits.max_headers,
-    };
     let mut client = Buffered::new(stream);
     let mut head = RequestHead::new();
     let mut resp = ResponseHead::new();
     loop {
+        // Each request runs on the newest config version (a reload may have happened since the
+        // last one); a listener the reload removed ends its kept-alive connections here.
         if client.buffered().is_empty() {
             if let Some(b) = client.reclaim() {
                 ctx.bufs.give(b);
             }
             // Between requests: the idle timeout applies, and a draining worker closes at once.
+            let idle = ctx.config.limits.client_idle_timeout;
             let ready = monoio::select! {
-                r = monoio::time::timeout(limits.client_idle_timeout, client.stream.readable(false)) => r,
-                _ = ctx.drain.wait() => return,
+                r = monoio::time::timeout(idle, client.stream.readable(false)) => r,
+                _ = ctx.drain.wait() => {
+                    if !ctx.handover.get() {
+                        return;
+                    }
+                    // A successor accepts new connections now; a client of this one may be
+                    // sending its next request right now: serve it (with `connection: close`).
+                    monoio::time::timeout(HANDOVER_IDLE_GRACE, client.stream.readable(false)).await
+                }
             };
             if !matches!(ready, Ok(Ok(()))) {
                 return;
@@ -63,6 +70,16 @@ pub async fn serve(
         } else {
             client.compact(); // a pipelined request: parse offsets start at 0
         }
+        match ctx.latest(listener) {
+            Some((newest, li)) => (ctx, listener) = (newest, li),
+            None => return finish(&ctx, client),
+        }
+        let limits = &ctx.config.limits;
+        let head_limits = HeadLimits {
+            max_head: limits.max_request_head,
+            max_target: limits.max_request_target,
+            max_headers: limits.max_headers,
+        };
         let deadline = Instant::now() + limits.client_header_timeout;
         let mut entry = ctx.access.entry(peer.ip());
         loop {

@@ -1,20 +1,25 @@
 //! The process: pick the driver, bind listeners, start one pinned worker per core, then turn
 //! signals into control messages until the workers have drained.
 
+mod accept;
 pub mod buffers;
 pub mod connections;
 pub mod driver;
 mod listener;
 pub mod notify;
+pub mod sd_notify;
 pub mod shared;
+pub mod supervisor;
+pub mod upgrade;
 pub mod worker;
 
 use crate::config::Config;
 use futures_channel::mpsc::{unbounded, UnboundedSender};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 use std::sync::Arc;
 use std::time::Duration;
+use supervisor::Command;
 use tracing::{error, info, warn};
 use worker::{Control, WorkerSpec};
 
@@ -38,12 +43,37 @@ pub fn run(config: Config) -> Result<(), String> {
         n => n,
     };
     let selection = driver::select(config.runtime.driver)?;
-    let mut bound = listener::bind_all(&config, workers)?;
+    let mut inherited = upgrade::Inherited::from_env();
+    let mut bound = listener::bind_all(&config, workers, &mut inherited)?;
+    // Copies of every listening socket, for a binary upgrade to hand over.
+    let copies = config
+        .listeners
+        .iter()
+        .zip(&bound)
+        .map(|(l, b)| {
+            let fds = b
+                .sockets
+                .iter()
+                .map(upgrade::dup)
+                .collect::<Result<Vec<_>, _>>();
+            fds.map(|f| (l.bind, f))
+                .map_err(|e| format!("cannot duplicate a listening socket: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Socket j of a listener goes to worker j mod workers (inherited sets may be larger).
+    let mut per_worker: Vec<Vec<(usize, std::net::TcpListener)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for (li, b) in bound.iter_mut().enumerate() {
+        for (j, sock) in b.sockets.drain(..).enumerate() {
+            per_worker[j % workers].push((li, sock));
+        }
+    }
+    let mut per_worker = per_worker.into_iter();
     let shared = shared::Shared::start(&config, workers)?;
     let access = crate::log::access::start(&config.log, workers)?;
     let mut worker_logs = access.workers.into_iter();
     // Registered before any worker starts, so a signal during start-up is not lost.
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -58,11 +88,7 @@ pub fn run(config: Config) -> Result<(), String> {
             selection: selection.clone(),
             config: config.clone(),
             shared: shared.clone(),
-            listeners: bound
-                .iter_mut()
-                .enumerate()
-                .map(|(li, b)| (li, b.sockets.remove(0)))
-                .collect(),
+            listeners: per_worker.next().unwrap_or_default(),
             control: rx,
             started: started_tx.clone(),
             access: worker_logs.next().expect("one access log per worker"),
@@ -97,16 +123,26 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     info!(workers, driver = %selection.driver, config = %config.source, "coregate ready");
 
+    sd_notify::notify("READY=1");
+    upgrade::take_over();
+    let (commands, command_rx) = std::sync::mpsc::channel();
     let access_writer = access.writer;
     let reopen = access_writer.as_ref().map(|w| w.reopen_handle());
+    let supervisor =
+        supervisor::Supervisor::new(config.clone(), shared, workers, controls, copies, reopen);
+    let supervisor_thread = std::thread::Builder::new()
+        .name("coregate-main".into())
+        .spawn(move || supervisor.run(command_rx))
+        .map_err(|e| format!("cannot start the supervisor thread: {e}"))?;
     let signal_handle = signals.handle();
+    let signal_commands = commands.clone();
     let signal_thread = std::thread::Builder::new()
         .name("coregate-signals".into())
         .spawn(move || {
             let mut draining = false;
             for sig in signals.forever() {
-                match sig {
-                    SIGTERM | SIGINT if draining => {
+                let cmd = match sig {
+                    SIGTERM | SIGINT | SIGQUIT if draining => {
                         warn!("second stop signal: exiting without waiting for connections");
                         std::process::exit(1);
                     }
@@ -116,20 +152,29 @@ pub fn run(config: Config) -> Result<(), String> {
                             signal = sig,
                             "stopping: no new connections; open ones may finish"
                         );
-                        drain_all(&controls);
+                        Command::Stop { handover: false }
+                    }
+                    SIGQUIT => {
+                        draining = true;
+                        info!("SIGQUIT: handing over to the upgraded process; draining");
+                        Command::Stop { handover: true }
                     }
                     SIGHUP => {
-                        warn!("SIGHUP: reload not supported yet; the running config is unchanged")
+                        info!("SIGHUP: reloading the config");
+                        Command::Reload(None)
                     }
-                    SIGUSR1 => match reopen.as_ref().filter(|r| r.reopen()) {
-                        Some(_) => info!("SIGUSR1: reopening the access log"),
-                        None => info!("SIGUSR1: no log files open to reopen"),
-                    },
-                    _ => {}
-                }
+                    SIGUSR1 => Command::ReopenLogs,
+                    SIGUSR2 => {
+                        info!("SIGUSR2: starting the new binary with the listening sockets");
+                        Command::Upgrade
+                    }
+                    _ => continue,
+                };
+                let _ = signal_commands.send(cmd);
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    drop(commands);
 
     let mut panicked = 0;
     for h in handles {
@@ -139,6 +184,7 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     signal_handle.close();
     let _ = signal_thread.join();
+    let _ = supervisor_thread.join();
     if let Some(w) = access_writer {
         w.finish(ACCESS_LOG_FINISH);
     }

@@ -1,6 +1,13 @@
 //! One worker: an OS thread pinned to a CPU, running its own monoio runtime and owning its
-//! listener sockets, connection table and (later) pools, limiters and metrics shard.
+//! listener sockets, connection table, pools, limiters and counters.
+//!
+//! What a request sees is a `WorkerCtx`: one config version as this worker runs it. A reload
+//! builds a whole new context (sharing only the buffer pools, the connection table and the drain
+//! latch, and moving over the idle upstream connections of unchanged upstreams) and links the old
+//! one to it: requests already running finish on the old version, every new request — on a new
+//! connection or the next request of a kept-alive one — starts on the new one.
 
+use super::accept;
 use super::buffers::BufferPool;
 use super::connections::Connections;
 use super::driver::{Driver, Selection};
@@ -12,7 +19,7 @@ use crate::route::RouteTable;
 use crate::upstream::UpstreamState;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_core::Stream;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::TcpListener as StdListener;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -27,10 +34,32 @@ pub const URING_ENTRIES: u32 = 4096;
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Messages from the main thread to a worker.
-#[derive(Debug)]
 pub enum Control {
     /// Stop accepting, finish open connections, exit.
     Drain,
+    /// Like `Drain`, for a binary upgrade: a successor now accepts on the same sockets, so idle
+    /// kept-alive connections get a grace period for one more request (answered with
+    /// `connection: close`) instead of being closed under a client that may be sending.
+    Handover,
+    /// Switch to a new config version.
+    Reload(Box<Reload>),
+}
+
+/// A new config version for one worker.
+pub struct Reload {
+    pub version: u64,
+    pub config: Arc<Config>,
+    pub shared: Arc<super::shared::Shared>,
+    /// Per listener of the new config: the old index of a listener kept with its sockets, or this
+    /// worker's socket of a newly bound one.
+    pub listeners: Vec<ListenerChange>,
+    /// Acknowledged once the worker runs the new version.
+    pub done: Sender<Result<(), String>>,
+}
+
+pub enum ListenerChange {
+    Keep(usize),
+    New(StdListener),
 }
 
 /// What a worker is started with.
@@ -52,9 +81,11 @@ pub struct WorkerSpec {
 /// How often idle upstream connections past their `idle_timeout` are closed.
 pub const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Everything a connection task of this worker can reach.
+/// Everything a connection task of this worker can reach: one config version.
 pub struct WorkerCtx {
     pub index: usize,
+    /// Config version: 1 at start, +1 per reload.
+    pub version: u64,
     pub config: Arc<Config>,
     /// Process-wide state of this config version (health table).
     pub shared: Arc<super::shared::Shared>,
@@ -67,14 +98,90 @@ pub struct WorkerCtx {
     pub upstreams: RefCell<Vec<UpstreamState>>,
     pub bufs: Rc<BufferPool>,
     /// Empty pipes for splice, shared by this worker's tcp listeners.
-    pub pipes: PipePool,
+    pub pipes: Rc<PipePool>,
     /// How each listener forwards bytes (tcp listeners; `Copy` for http ones, unused).
     pub l4_paths: Vec<Path>,
     pub conns: Rc<Connections>,
     /// Set when the worker drains: idle connections close, busy ones finish their request.
-    pub drain: Latch,
-    /// Access log lines and request ids (per worker, not per config version).
+    pub drain: Rc<Latch>,
+    /// The drain is a handover to an upgraded process (see `Control::Handover`).
+    pub handover: Rc<Cell<bool>>,
+    /// Access log lines and request ids (per worker, shared by its config versions).
     pub access: Rc<crate::log::access::WorkerLog>,
+    /// The version that replaced this one, with the listener renumbering (old → new index).
+    successor: RefCell<Option<Successor>>,
+}
+
+/// A newer version and, per listener index of the older one, its index in the newer (`None`:
+/// removed).
+type Successor = (Rc<WorkerCtx>, Vec<Option<usize>>);
+
+impl WorkerCtx {
+    /// Builds this worker's context for `config`, taking the long-lived parts from `base`.
+    fn build(
+        index: usize,
+        version: u64,
+        config: Arc<Config>,
+        shared: Arc<super::shared::Shared>,
+        base: Base,
+    ) -> WorkerCtx {
+        let l4_paths = forwarding_paths(&config, &base.pipes, index);
+        WorkerCtx {
+            index,
+            version,
+            l4_paths,
+            routes: RouteTable::new(&config),
+            route_state: RefCell::new(crate::proxy::RouteState::build(&config, &shared, index)),
+            auth_cache: RefCell::new(crate::auth::AuthCache::new()),
+            upstreams: RefCell::new(crate::upstream::build(&config, index)),
+            pipes: base.pipes,
+            bufs: base.bufs,
+            conns: base.conns,
+            drain: base.drain,
+            handover: base.handover,
+            access: base.access,
+            config,
+            shared,
+            successor: RefCell::new(None),
+        }
+    }
+
+    /// The newest version and the listener's index in it; `None` when that listener is gone.
+    pub fn latest(self: &Rc<Self>, listener: usize) -> Option<(Rc<WorkerCtx>, usize)> {
+        let mut ctx = self.clone();
+        let mut li = listener;
+        loop {
+            let next = match &*ctx.successor.borrow() {
+                None => return Some((ctx.clone(), li)),
+                Some((next, map)) => {
+                    li = (*map.get(li)?)?;
+                    next.clone()
+                }
+            };
+            ctx = next;
+        }
+    }
+}
+
+/// The parts of a worker that outlive config versions.
+struct Base {
+    pipes: Rc<PipePool>,
+    bufs: Rc<BufferPool>,
+    conns: Rc<Connections>,
+    drain: Rc<Latch>,
+    handover: Rc<Cell<bool>>,
+    access: Rc<crate::log::access::WorkerLog>,
+}
+
+/// The worker's current version, read by accept loops and housekeeping at each turn.
+pub struct Shell {
+    current: RefCell<Rc<WorkerCtx>>,
+}
+
+impl Shell {
+    pub fn current(&self) -> Rc<WorkerCtx> {
+        self.current.borrow().clone()
+    }
 }
 
 /// Runs a worker on the calling thread until it has drained.
@@ -138,50 +245,64 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             }
         }
     }
-    let pipes = PipePool::default();
-    let l4_paths = forwarding_paths(&config, &pipes, index);
-    let ctx = Rc::new(WorkerCtx {
+    let first = WorkerCtx::build(
         index,
-        pipes,
-        l4_paths,
-        conns: Connections::new(
-            config.runtime.max_connections_per_worker,
-            config.listeners.len(),
-        ),
-        routes: RouteTable::new(&config),
-        route_state: RefCell::new(crate::proxy::RouteState::build(&config, &shared, index)),
-        auth_cache: RefCell::new(crate::auth::AuthCache::new()),
-        upstreams: RefCell::new(crate::upstream::build(&config, index)),
-        bufs: Rc::new(BufferPool::default()),
-        config,
+        1,
+        config.clone(),
         shared,
-        drain: Latch::default(),
-        access: Rc::new(access),
+        Base {
+            pipes: Rc::new(PipePool::default()),
+            bufs: Rc::new(BufferPool::default()),
+            conns: Connections::new(
+                config.runtime.max_connections_per_worker,
+                config.listeners.len(),
+            ),
+            drain: Rc::new(Latch::default()),
+            handover: Rc::default(),
+            access: Rc::new(access),
+        },
+    );
+    // Runs through the drain too (connections finishing then are logged), until `close`.
+    let log_flusher = monoio::spawn(crate::log::access::flush_every_interval(
+        first.access.clone(),
+    ));
+    let shell = Rc::new(Shell {
+        current: RefCell::new(Rc::new(first)),
     });
-    // Runs through the drain too (connections finishing then are logged), until close.
-    let log_flusher = monoio::spawn(crate::log::access::flush_every_interval(ctx.access.clone()));
     let cpu = pinned.map_or_else(|| "unpinned".to_string(), |c| c.to_string());
     match &selection.fallback_reason {
         None => info!(worker = index, cpu = %cpu, driver = %selection.driver, "worker started"),
         Some(why) => warn!(worker = index, cpu = %cpu, driver = %selection.driver, reason = %why,
             "worker started on epoll: io_uring unavailable"),
     }
-    let accepts: Vec<_> = sockets
+    let mut accepts: Vec<accept::Slot> = sockets
         .into_iter()
-        .map(|(li, l)| monoio::spawn(accept_loop(ctx.clone(), li, l)))
+        .map(|(li, l)| accept::Slot::spawn(shell.clone(), li, l))
         .collect();
     let _ = started.send(Ok(()));
     drop(started);
-    let sweeper = monoio::spawn(sweep_pools(ctx.clone()));
-    let rebalancer = monoio::spawn(rebalance_limits(ctx.clone()));
+    let sweeper = monoio::spawn(sweep_pools(shell.clone()));
+    let rebalancer = monoio::spawn(rebalance_limits(shell.clone()));
 
-    // Drain on request, and also when the main thread is gone (the channel closed).
-    match std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
-        Some(Control::Drain) | None => {}
+    // Until told to drain (or the main thread is gone: the channel closed), apply reloads.
+    loop {
+        match std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
+            Some(Control::Reload(r)) => {
+                if let Err(e) = reload(&shell, &mut accepts, *r) {
+                    warn!(worker = index, error = %e, "reload failed on this worker");
+                }
+            }
+            Some(Control::Handover) => {
+                shell.current().handover.set(true);
+                break;
+            }
+            Some(Control::Drain) | None => break,
+        }
     }
+    let ctx = shell.current();
     ctx.drain.set();
     for a in accepts {
-        a.await;
+        a.join().await;
     }
     let open = ctx.conns.total();
     if open > 0 {
@@ -219,6 +340,89 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     info!(worker = index, "worker stopped");
 }
 
+/// Switches this worker to the version in `r` and acknowledges it.
+fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Result<(), String> {
+    let old = shell.current();
+    let kept: Vec<Option<usize>> = r
+        .listeners
+        .iter()
+        .map(|c| match c {
+            ListenerChange::Keep(o) => Some(*o),
+            ListenerChange::New(_) => None,
+        })
+        .collect();
+    let mut next = WorkerCtx::build(
+        old.index,
+        r.version,
+        r.config.clone(),
+        r.shared.clone(),
+        Base {
+            pipes: old.pipes.clone(),
+            bufs: old.bufs.clone(),
+            conns: old.conns.clone(),
+            drain: old.drain.clone(),
+            handover: old.handover.clone(),
+            access: old.access.clone(),
+        },
+    );
+    carry_pools(&old, &mut next);
+    let next = Rc::new(next);
+    // Old index → new index, for connections that move to the new version between requests.
+    let mut renumber = vec![None; old.config.listeners.len()];
+    for (new_i, k) in kept.iter().enumerate() {
+        if let Some(o) = k.filter(|&o| o < renumber.len()) {
+            renumber[o] = Some(new_i);
+        }
+    }
+    old.conns.remap(&kept);
+    // Listeners: kept ones continue under their new index, dropped ones stop, new ones start.
+    let mut slots = std::mem::take(accepts);
+    let mut result = Ok(());
+    for (new_i, change) in r.listeners.into_iter().enumerate() {
+        match change {
+            ListenerChange::Keep(o) => {
+                // A listener may have several sockets here (inherited from an upgrade).
+                while let Some(pos) = slots.iter().position(|s| s.index() == o) {
+                    let slot = slots.swap_remove(pos);
+                    slot.renumber(new_i);
+                    accepts.push(slot);
+                }
+            }
+            ListenerChange::New(sock) => match monoio::net::TcpListener::from_std(sock) {
+                Ok(l) => accepts.push(accept::Slot::spawn(shell.clone(), new_i, l)),
+                Err(e) => result = Err(format!("cannot register listener {new_i}: {e}")),
+            },
+        }
+    }
+    for gone in slots {
+        gone.stop();
+    }
+    *old.successor.borrow_mut() = Some((next.clone(), renumber));
+    *shell.current.borrow_mut() = next;
+    let _ = r.done.send(result.clone());
+    result
+}
+
+/// Moves the idle keep-alive connections of upstreams whose endpoints did not change.
+fn carry_pools(old: &WorkerCtx, next: &mut WorkerCtx) {
+    let mut old_states = old.upstreams.borrow_mut();
+    let next_states = next.upstreams.get_mut();
+    for (ni, nu) in next.config.upstreams.iter().enumerate() {
+        let same = old.config.upstreams.iter().position(|ou| {
+            ou.name == nu.name
+                && ou.endpoints.len() == nu.endpoints.len()
+                && ou
+                    .endpoints
+                    .iter()
+                    .zip(&nu.endpoints)
+                    .all(|(a, b)| a.addr == b.addr)
+        });
+        if let Some(oi) = same {
+            std::mem::swap(&mut old_states[oi].pool, &mut next_states[ni].pool);
+        }
+    }
+}
+
 /// Decides, per tcp listener, splice or copy, and says which in the log (worker 0 at info).
 fn forwarding_paths(config: &Config, pipes: &PipePool, worker: usize) -> Vec<Path> {
     let probe = pipes.probe();
@@ -245,16 +449,15 @@ fn forwarding_paths(config: &Config, pipes: &PipePool, worker: usize) -> Vec<Pat
 }
 
 /// Publishes this worker's demand and adopts its new rate-limit shares, every
-/// `REBALANCE_INTERVAL`, while any route has a rate limit.
-async fn rebalance_limits(ctx: Rc<WorkerCtx>) {
-    if ctx.config.routes.iter().all(|r| r.rate_limit.is_none()) {
-        return;
-    }
+/// `REBALANCE_INTERVAL` (a no-op turn while no route has a rate limit).
+async fn rebalance_limits(shell: Rc<Shell>) {
+    let drain = shell.current().drain.clone();
     loop {
         monoio::select! {
             _ = monoio::time::sleep(crate::policy::ratelimit::REBALANCE_INTERVAL) => {},
-            _ = ctx.drain.wait() => return,
+            _ = drain.wait() => return,
         }
+        let ctx = shell.current();
         let now = std::time::Instant::now();
         for st in ctx.route_state.borrow_mut().iter_mut() {
             if let Some(l) = st.limiter.as_mut() {
@@ -265,127 +468,17 @@ async fn rebalance_limits(ctx: Rc<WorkerCtx>) {
 }
 
 /// Closes expired idle upstream connections until the worker drains.
-async fn sweep_pools(ctx: Rc<WorkerCtx>) {
+async fn sweep_pools(shell: Rc<Shell>) {
+    let drain = shell.current().drain.clone();
     loop {
         monoio::select! {
             _ = monoio::time::sleep(POOL_SWEEP_INTERVAL) => {},
-            _ = ctx.drain.wait() => return,
+            _ = drain.wait() => return,
         }
+        let ctx = shell.current();
         let now = std::time::Instant::now();
         for st in ctx.upstreams.borrow_mut().iter_mut() {
             st.pool.sweep(now);
-        }
-    }
-}
-
-/// Accepts on one listener until the worker drains; the socket closes when this returns.
-async fn accept_loop(ctx: Rc<WorkerCtx>, li: usize, listener: monoio::net::TcpListener) {
-    let cap = ctx.config.listeners[li].max_connections;
-    loop {
-        if ctx.conns.total() >= ctx.config.runtime.max_connections_per_worker {
-            monoio::select! {
-                _ = ctx.conns.wait_for_room() => {},
-                _ = ctx.drain.wait() => return,
-            }
-        }
-        if let Some(max) = cap.filter(|&m| ctx.conns.on_listener(li) >= m) {
-            warn!(worker = ctx.index, listener = %ctx.config.listeners[li].name, max_connections = max,
-                "listener at max_connections on this worker; accepting paused until one closes");
-            monoio::select! {
-                _ = ctx.conns.wait_for_room_on(li, max) => {},
-                _ = ctx.drain.wait() => return,
-            }
-            info!(worker = ctx.index, listener = %ctx.config.listeners[li].name, "accepting again");
-        }
-        let accepted = monoio::select! {
-            r = listener.accept() => r,
-            _ = ctx.drain.wait() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let guard = ctx.conns.open(li);
-                tracing::debug!(worker = ctx.index, listener = li, %peer, "connection accepted");
-                let fut = connection(ctx.clone(), li, stream, peer, guard);
-                monoio::spawn(Contained {
-                    index: ctx.index,
-                    fut,
-                });
-            }
-            Err(e) => {
-                let listener_name = &ctx.config.listeners[li].name;
-                match e.raw_os_error() {
-                    // The peer gave up between SYN and accept: nothing to do.
-                    Some(libc::ECONNABORTED | libc::EINTR | libc::EAGAIN) => {}
-                    _ => {
-                        warn!(worker = ctx.index, listener = %listener_name, error = %e, "accept failed; pausing");
-                        monoio::select! {
-                            _ = monoio::time::sleep(ACCEPT_ERROR_BACKOFF) => {},
-                            _ = ctx.drain.wait() => return,
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// One accepted connection's task: the real client address first (when a trusted balancer sends
-/// a PROXY header), then HTTP or TCP forwarding.
-async fn connection(
-    ctx: Rc<WorkerCtx>,
-    li: usize,
-    stream: monoio::net::TcpStream,
-    peer: std::net::SocketAddr,
-    guard: super::connections::ConnectionGuard,
-) {
-    let listener = &ctx.config.listeners[li];
-    match &listener.protocol {
-        Protocol::Tcp(_) => crate::l4::forward::serve(ctx, li, stream, peer, guard).await,
-        Protocol::Http => {
-            let client = match &listener.accept_proxy_protocol {
-                None => peer,
-                Some(nets) => {
-                    let limit = ctx.config.limits.client_header_timeout;
-                    match crate::l4::accept::proxy_header(&stream, peer, nets, limit).await {
-                        Ok(a) => a.client,
-                        Err(why) => {
-                            warn!(listener = %listener.name, %peer, reason = %why, "connection closed");
-                            return;
-                        }
-                    }
-                }
-            };
-            crate::http::serve(ctx, li, stream, client, guard).await
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Runs a connection task so that a bug that panics ends that one connection, not the
-    /// worker and every other connection on it; the panic is logged.
-    struct Contained<F> {
-        index: usize,
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F: std::future::Future<Output = ()>> std::future::Future for Contained<F> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        let this = self.project();
-        let index = *this.index;
-        let fut = this.fut;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(p) => p,
-            Err(_) => {
-                tracing::error!(
-                    worker = index,
-                    "connection task panicked; connection closed"
-                );
-                std::task::Poll::Ready(())
-            }
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct EndpointHealth {
 /// Every endpoint's state, by upstream then endpoint index, as the config lists them.
 pub struct HealthTable {
     upstreams: Vec<Vec<EndpointHealth>>,
+    /// Set when a reload replaced this table: its prober stops after the current round.
+    retired: AtomicBool,
 }
 
 impl HealthTable {
@@ -45,7 +47,13 @@ impl HealthTable {
                         .collect()
                 })
                 .collect(),
+            retired: AtomicBool::new(false),
         })
+    }
+
+    /// Stops the prober of a config version that was replaced.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
     }
 
     /// Whether active checks currently consider the endpoint up (always, without checks).
@@ -90,7 +98,7 @@ async fn probe_all(config: Arc<Config>, table: Arc<HealthTable>) {
         for (ei, ep) in u.endpoints.iter().enumerate() {
             let (table, hc, name, addr) = (table.clone(), hc.clone(), u.name.clone(), ep.addr);
             tasks.push(monoio::spawn(async move {
-                watch(&table.upstreams[ui][ei], &hc, &name, addr).await
+                watch(&table, ui, ei, &hc, &name, addr).await
             }));
         }
     }
@@ -100,9 +108,17 @@ async fn probe_all(config: Arc<Config>, table: Arc<HealthTable>) {
 }
 
 /// Probes one endpoint forever, flipping its state after enough consecutive results.
-async fn watch(state: &EndpointHealth, hc: &HealthCheck, upstream: &str, addr: SocketAddr) {
+async fn watch(
+    table: &HealthTable,
+    ui: usize,
+    ei: usize,
+    hc: &HealthCheck,
+    upstream: &str,
+    addr: SocketAddr,
+) {
+    let state = &table.upstreams[ui][ei];
     let (mut oks, mut fails) = (0u32, 0u32);
-    loop {
+    while !table.retired.load(Ordering::Relaxed) {
         let result = match monoio::time::timeout(hc.timeout, probe(addr, hc.path.as_deref())).await
         {
             Ok(r) => r,
