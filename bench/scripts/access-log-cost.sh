@@ -150,7 +150,7 @@ done
 kill -TERM "${PID[on]}"
 for _ in $(seq 1 200); do kill -0 "${PID[on]}" 2>/dev/null || break; sleep 0.05; done
 LINES=$(wc -l <"$WORK/access.log")
-DROPPED=$(grep -oP 'access log: lines dropped.*?dropped=\K[0-9]+' "$WORK/on.log" | awk '{ s += $1 } END { print s + 0 }')
+DROPPED=$({ grep -oP 'access log: lines dropped.*?dropped=\K[0-9]+' "$WORK/on.log" || true; } | awk '{ s += $1 } END { print s + 0 }')
 BYTES=$(stat -c %s "$WORK/access.log")
 
 printf '%s\n' "${ROWS[@]}" >"$WORK/rows.txt"

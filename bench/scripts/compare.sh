@@ -645,7 +645,7 @@ for c in "${CONTENDERS[@]}"; do
         if [ "$ACCESS_LOG" = on ]; then
             # Lines written (warm-up, check request and timed run) and lines dropped (warnings).
             COREGATE_ACCESS_LINES=$(wc -l <"$WORK/coregate/access.log" 2>/dev/null || echo 0)
-            COREGATE_ACCESS_DROPPED=$(grep -oP 'access log: lines dropped.*?dropped=\K[0-9]+' "$WORK/coregate/run.log" \
+            COREGATE_ACCESS_DROPPED=$({ grep -oP 'access log: lines dropped.*?dropped=\K[0-9]+' "$WORK/coregate/run.log" || true; } \
                 | awk '{ s += $1 } END { print s + 0 }')
         fi
     fi
