@@ -14,4 +14,5 @@ pub mod policy;
 pub mod proxy;
 pub mod route;
 pub mod runtime;
+pub mod tls;
 pub mod upstream;

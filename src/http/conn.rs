@@ -11,12 +11,11 @@
 use super::h1::{HeadLimits, RequestHead, ResponseHead};
 use super::status;
 use crate::log::access::Entry;
-use crate::proxy::buffered::Buffered;
+use crate::proxy::buffered::{Buffered, Stream};
 use crate::proxy::error::{Kind, ProxyError, Side, Step};
 use crate::proxy::{exchange, headers::target_parts, Answer, Outcome};
 use crate::runtime::connections::ConnectionGuard;
 use crate::runtime::worker::WorkerCtx;
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -34,7 +33,7 @@ pub const LINGER_BYTES: usize = 1 << 20;
 pub async fn serve(
     mut ctx: Rc<WorkerCtx>,
     mut listener: usize,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     _guard: ConnectionGuard,
 ) {
@@ -51,14 +50,14 @@ pub async fn serve(
             // Between requests: the idle timeout applies, and a draining worker closes at once.
             let idle = ctx.config.limits.client_idle_timeout;
             let ready = monoio::select! {
-                r = monoio::time::timeout(idle, client.stream.readable(false)) => r,
+                r = monoio::time::timeout(idle, client.stream.readable()) => r,
                 _ = ctx.drain.wait() => {
                     if !ctx.handover.get() {
                         return;
                     }
                     // A successor accepts new connections now; a client of this one may be
                     // sending its next request right now: serve it (with `connection: close`).
-                    monoio::time::timeout(HANDOVER_IDLE_GRACE, client.stream.readable(false)).await
+                    monoio::time::timeout(HANDOVER_IDLE_GRACE, client.stream.readable()).await
                 }
             };
             if !matches!(ready, Ok(Ok(()))) {
@@ -250,7 +249,7 @@ async fn linger(ctx: &WorkerCtx, client: &mut Buffered, out: Vec<u8>) {
     if res.is_ok() {
         // Like nginx's lingering close: half-close, then drain what the client still sends,
         // so closing with unread bytes does not reset the connection and destroy the answer.
-        let _ = monoio::io::AsyncWriteRent::shutdown(&mut client.stream).await;
+        let _ = client.stream.shutdown().await;
         let deadline = Instant::now() + LINGER_TIME;
         let mut discarded = 0;
         while discarded < LINGER_BYTES {

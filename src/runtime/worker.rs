@@ -110,6 +110,8 @@ pub struct WorkerCtx {
     pub access: Rc<crate::log::access::WorkerLog>,
     /// The version that replaced this one, with the listener renumbering (old → new index).
     successor: RefCell<Option<Successor>>,
+    /// TLS listeners' server configs and this worker's upstream connectors.
+    pub tls: crate::tls::WorkerTls,
 }
 
 /// A newer version and, per listener index of the older one, its index in the newer (`None`:
@@ -140,6 +142,7 @@ impl WorkerCtx {
             drain: base.drain,
             handover: base.handover,
             access: base.access,
+            tls: crate::tls::WorkerTls::new(&shared.tls, index),
             config,
             shared,
             successor: RefCell::new(None),
@@ -336,6 +339,10 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             info!(worker = index, upstream = %u.name, requests = st.requests, reused = st.reused,
                 reuse_ratio = format_args!("{:.4}", st.reused as f64 / st.requests as f64), "upstream connection reuse");
         }
+    }
+    let (handshakes, failed) = crate::tls::handshake_counts();
+    if handshakes + failed > 0 {
+        info!(worker = index, handshakes, failed, "TLS handshakes");
     }
     info!(worker = index, "worker stopped");
 }
