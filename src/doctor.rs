@@ -260,7 +260,10 @@ mod tests {
 
     #[test]
     fn a_good_host_passes() {
-        let checks = diagnose(&config("[runtime]\nmax_connections_per_worker = 4096"), &host());
+        let checks = diagnose(
+            &config("[runtime]\nmax_connections_per_worker = 4096"),
+            &host(),
+        );
         assert!(
             checks.iter().all(|c| c.verdict == Verdict::Ok),
             "{}",

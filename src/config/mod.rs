@@ -65,7 +65,8 @@ pub struct Limits {
 pub enum AccessLog {
     Off,
     Stdout,
-    File(String),
+    /// Resolved against the config file's directory; its directory exists (checked at load).
+    File(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,9 +380,6 @@ impl Config {
         let mut out = Vec::new();
         if self.admin.is_some() {
             out.push("admin".to_string());
-        }
-        if self.log.access_log != AccessLog::Off {
-            out.push("log.access_log".to_string());
         }
         out
     }

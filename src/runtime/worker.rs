@@ -74,6 +74,8 @@ pub struct WorkerSpec {
     pub control: UnboundedReceiver<Control>,
     /// Reports `Ok` once the runtime is up and sockets are registered.
     pub started: Sender<Result<(), String>>,
+    /// This worker's access log buffer and request ids.
+    pub access: crate::log::access::WorkerLog,
 }
 
 /// How often idle upstream connections past their `idle_timeout` are closed.
@@ -104,6 +106,8 @@ pub struct WorkerCtx {
     pub drain: Rc<Latch>,
     /// The drain is a handover to an upgraded process (see `Control::Handover`).
     pub handover: Rc<Cell<bool>>,
+    /// Access log lines and request ids (per worker, shared by its config versions).
+    pub access: Rc<crate::log::access::WorkerLog>,
     /// The version that replaced this one, with the listener renumbering (old → new index).
     successor: RefCell<Option<Successor>>,
     /// TLS listeners' server configs and this worker's upstream connectors.
@@ -137,6 +141,7 @@ impl WorkerCtx {
             conns: base.conns,
             drain: base.drain,
             handover: base.handover,
+            access: base.access,
             tls: crate::tls::WorkerTls::new(&shared.tls, index),
             config,
             shared,
@@ -168,6 +173,7 @@ struct Base {
     conns: Rc<Connections>,
     drain: Rc<Latch>,
     handover: Rc<Cell<bool>>,
+    access: Rc<crate::log::access::WorkerLog>,
 }
 
 /// The worker's current version, read by accept loops and housekeeping at each turn.
@@ -227,6 +233,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         listeners,
         mut control,
         started,
+        access,
         ..
     } = spec;
     let mut sockets = Vec::with_capacity(listeners.len());
@@ -255,8 +262,13 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             ),
             drain: Rc::new(Latch::default()),
             handover: Rc::default(),
+            access: Rc::new(access),
         },
     );
+    // Runs through the drain too (connections finishing then are logged), until `close`.
+    let log_flusher = monoio::spawn(crate::log::access::flush_every_interval(
+        first.access.clone(),
+    ));
     let shell = Rc::new(Shell {
         current: RefCell::new(Rc::new(first)),
     });
@@ -315,6 +327,8 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     }
     sweeper.await;
     rebalancer.await;
+    ctx.access.close();
+    log_flusher.await;
     for (u, st) in ctx
         .config
         .upstreams
@@ -355,6 +369,7 @@ fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Resu
             conns: old.conns.clone(),
             drain: old.drain.clone(),
             handover: old.handover.clone(),
+            access: old.access.clone(),
         },
     );
     carry_pools(&old, &mut next);
