@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots a Debian 12 container under systemd-nspawn (systemd as its PID 1, a private network),
 # installs the .deb there and runs the hardened unit for real: io_uring under the seccomp
-# filter, capabilities, reload, a refused reload, graceful stop, purge. What
+# filter, capabilities, the access log and its rotation, reload, a refused reload, graceful
+# stop, purge. What
 # `systemd-analyze security` scores, this checks still works.
 #
 #   packaging/test-systemd.sh [--install] [DEB]
@@ -54,13 +55,14 @@ if ((install)); then
 fi
 command -v systemd-nspawn >/dev/null || skip "no systemd-nspawn (apt-get install systemd-container)"
 
-if [[ ! -x $root/lib/systemd/systemd || ! -x $root/usr/bin/curl ]]; then
+if [[ ! -x $root/lib/systemd/systemd || ! -x $root/usr/bin/curl || ! -x $root/usr/sbin/logrotate ]]; then
   command -v debootstrap >/dev/null || skip "no debootstrap (apt-get install debootstrap)"
   echo "==> debootstrap bookworm into $root (once)"
   rm -rf "$root.new"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,procps,curl \
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,procps,curl,logrotate \
     bookworm "$root.new" "$mirror" >/tmp/coregate-debootstrap.log 2>&1 ||
     skip "debootstrap failed (see /tmp/coregate-debootstrap.log)"
+  rm -rf "$root"
   mv "$root.new" "$root"
 fi
 
@@ -90,6 +92,14 @@ t "NoNewPrivs, seccomp filter" test "$(grep -c -E '^(NoNewPrivs:\s+1|Seccomp:\s+
 t "io_uring works under SystemCallFilter=@system-service" eval 'log | grep -q "coregate ready.*driver=io_uring"'
 code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/)
 t "serves 127.0.0.1:8080 (502: no application on :8081)" test "$code" = 502
+sleep 0.3
+t "the access log has the request" grep -q '"GET / HTTP/1.1" 502' /var/log/coregate/access.log
+logrotate -f /etc/logrotate.d/coregate
+sleep 0.5
+curl -s -o /dev/null http://127.0.0.1:8080/rotated
+sleep 0.3
+t "logrotate: rotated as coregate, SIGUSR1 reopened, the next request in the new file" \
+  eval '[[ -f /var/log/coregate/access.log.1 ]] && grep -q "GET /rotated" /var/log/coregate/access.log && ! grep -q "GET /rotated" /var/log/coregate/access.log.1'
 systemctl reload coregate
 t "systemctl reload: ok, same pid, config version 2" eval '[[ $(state) == active && $(pid) == "$p" ]] && log | grep -q "config reloaded version=2"'
 cp /etc/coregate/coregate.toml /root/good.toml
