@@ -115,7 +115,11 @@ impl Supervisor {
                 },
             }
         }
-        sd_notify::notify("STOPPING=1");
+        // On a handover the successor already told systemd it is the main process now; a
+        // STOPPING=1 from us would make systemd stop the service it runs.
+        if !handover {
+            sd_notify::notify("STOPPING=1");
+        }
         for c in &self.controls {
             let _ = c.unbounded_send(if handover {
                 Control::Handover
