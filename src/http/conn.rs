@@ -65,25 +65,34 @@ pub async fn serve(
             max_target: limits.max_request_target,
             max_headers: limits.max_headers,
         };
-        let deadline = Instant::now() + limits.client_header_timeout;
+        let started = Instant::now();
+        let deadline = started + limits.client_header_timeout;
         loop {
             match head.parse(client.buffered(), &head_limits) {
                 Ok(Some(_)) => break,
                 Ok(None) => {}
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "bad request head");
+                    ctx.record()
+                        .answered(listener, None, e.status(), started.elapsed());
                     return reject(&ctx, &mut client, e.status()).await;
                 }
             }
             let before = client.buffered().len();
             match monoio::time::timeout_at(deadline, client.fill(limits.max_request_head)).await {
                 Ok(Ok(0)) if before >= limits.max_request_head => {
-                    return reject(&ctx, &mut client, 431).await
+                    ctx.record()
+                        .answered(listener, None, 431, started.elapsed());
+                    return reject(&ctx, &mut client, 431).await;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return finish(&ctx, client), // closed mid-head: nobody to answer
                 Ok(Ok(_)) => {}
                 Err(_) if before == 0 => return finish(&ctx, client),
-                Err(_) => return reject(&ctx, &mut client, 408).await,
+                Err(_) => {
+                    ctx.record()
+                        .answered(listener, None, 408, started.elapsed());
+                    return reject(&ctx, &mut client, 408).await;
+                }
             }
         }
         let route = {
@@ -93,15 +102,18 @@ pub async fn serve(
             ctx.routes.find(listener, authority, path)
         };
         let Some(route) = route else {
-            return reject(
-                &ctx,
-                &mut client,
-                status::for_error(&ProxyError::client(Step::ReadRequestHead, Kind::NoRoute))
-                    .unwrap_or(404),
-            )
-            .await;
+            let code = status::for_error(&ProxyError::client(Step::ReadRequestHead, Kind::NoRoute))
+                .unwrap_or(404);
+            ctx.record()
+                .answered(listener, None, code, started.elapsed());
+            return reject(&ctx, &mut client, code).await;
         };
-        match exchange(&ctx, &mut client, &head, &mut resp, route, peer).await {
+        let result = exchange(&ctx, &mut client, &head, &mut resp, route, peer).await;
+        if let Some(code) = answered_status(&result, &resp) {
+            ctx.record()
+                .answered(listener, Some(route), code, started.elapsed());
+        }
+        match result {
             Ok(Outcome::KeepAlive) => {}
             Ok(Outcome::Close) => return finish(&ctx, client),
             Ok(Outcome::Answer(a)) => {
@@ -127,6 +139,20 @@ pub async fn serve(
                 }
             }
         }
+    }
+}
+
+/// The status the client got for an exchange (`None`: it got none, it went away).
+fn answered_status(
+    result: &Result<Outcome, crate::proxy::Failure>,
+    resp: &ResponseHead,
+) -> Option<u16> {
+    match result {
+        Ok(Outcome::KeepAlive | Outcome::Close) => Some(resp.status()),
+        Ok(Outcome::Answer(a)) => Some(a.status),
+        Ok(Outcome::Upgrade(_)) => Some(101),
+        Err(f) if f.responded => Some(resp.status()),
+        Err(f) => status::for_error(&f.error),
     }
 }
 

@@ -32,6 +32,7 @@ pub fn allowed_cpus() -> Vec<core_affinity::CoreId> {
 
 /// Runs the gateway until SIGTERM/SIGINT and a graceful drain; `Err` is a start-up failure.
 pub fn run(config: Config) -> Result<(), String> {
+    let started = std::time::SystemTime::now();
     let config = Arc::new(config);
     let cpus = allowed_cpus();
     let workers = match config.runtime.workers {
@@ -40,6 +41,10 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let selection = driver::select(config.runtime.driver)?;
     let mut bound = listener::bind_all(&config, workers)?;
+    let admin_socket = match &config.admin {
+        Some(a) => Some(crate::admin::bind(a.listen)?),
+        None => None,
+    };
     let shared = shared::Shared::start(&config, workers)?;
     // Registered before any worker starts, so a signal during start-up is not lost.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
@@ -93,10 +98,26 @@ pub fn run(config: Config) -> Result<(), String> {
     for b in &bound {
         info!(listener = %b.name, addr = %b.addr, workers, "listening");
     }
+    let (commands, command_rx) = std::sync::mpsc::channel();
+    if let (Some(listener), Some(admin)) = (admin_socket, &config.admin) {
+        let spec = crate::admin::Spec {
+            listener,
+            token: admin.token.clone(),
+            controls: controls.clone(),
+            commands: commands.clone(),
+            started,
+        };
+        if let Err(e) = crate::admin::start(spec) {
+            drain_all(&controls);
+            for h in handles {
+                let _ = h.join();
+            }
+            return Err(e);
+        }
+    }
     info!(workers, driver = %selection.driver, config = %config.source, "coregate ready");
 
     sd_notify::notify("READY=1");
-    let (commands, command_rx) = std::sync::mpsc::channel();
     let supervisor = supervisor::Supervisor::new(config.clone(), shared, workers, controls);
     let supervisor_thread = std::thread::Builder::new()
         .name("coregate-main".into())

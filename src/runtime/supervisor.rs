@@ -42,6 +42,8 @@ pub struct Supervisor {
     /// Bind address of each current listener, in config order.
     binds: Vec<SocketAddr>,
     version: u64,
+    /// The admin listener as started (not reloadable).
+    admin: Option<crate::config::AdminConfig>,
 }
 
 impl Supervisor {
@@ -58,6 +60,7 @@ impl Supervisor {
             workers,
             controls,
             binds: config.listeners.iter().map(|l| l.bind).collect(),
+            admin: config.admin.clone(),
             config,
             shared,
             version: 1,
@@ -112,6 +115,9 @@ impl Supervisor {
             || config.runtime.pin != self.config.runtime.pin
         {
             warn!("runtime.workers, driver and pin take effect at the next start, not on reload");
+        }
+        if config.admin != self.admin {
+            warn!("[admin] changed: the admin listener keeps its address and token until the next start");
         }
         let config = Arc::new(config);
         // Keep the sockets of listeners whose address did not change; bind the others first.

@@ -15,6 +15,7 @@ use super::notify::Latch;
 use crate::config::{Config, Protocol};
 use crate::l4::pump::Path;
 use crate::l4::splice::PipePool;
+use crate::metrics::{Recorder, Shard, Slots, Snapshot};
 use crate::route::RouteTable;
 use crate::upstream::UpstreamState;
 use futures_channel::mpsc::UnboundedReceiver;
@@ -39,6 +40,8 @@ pub enum Control {
     Drain,
     /// Switch to a new config version.
     Reload(Box<Reload>),
+    /// Copy this worker's metrics and gauges into a snapshot for the admin thread.
+    Scrape(futures_channel::oneshot::Sender<crate::metrics::Snapshot>),
 }
 
 /// A new config version for one worker.
@@ -98,6 +101,9 @@ pub struct WorkerCtx {
     pub conns: Rc<Connections>,
     /// Set when the worker drains: idle connections close, busy ones finish their request.
     pub drain: Rc<Latch>,
+    /// This worker's metrics (outlives versions) and where this version's series count in it.
+    pub metrics: Rc<Shard>,
+    pub slots: Slots,
     /// The version that replaced this one, with the listener renumbering (old → new index).
     successor: RefCell<Option<Successor>>,
 }
@@ -116,6 +122,7 @@ impl WorkerCtx {
         base: Base,
     ) -> WorkerCtx {
         let l4_paths = forwarding_paths(&config, &base.pipes, index);
+        let slots = base.metrics.slots(&config);
         WorkerCtx {
             index,
             version,
@@ -123,14 +130,29 @@ impl WorkerCtx {
             routes: RouteTable::new(&config),
             route_state: RefCell::new(crate::proxy::RouteState::build(&config, &shared, index)),
             auth_cache: RefCell::new(crate::auth::AuthCache::new()),
-            upstreams: RefCell::new(crate::upstream::build(&config, index)),
+            upstreams: RefCell::new(crate::upstream::build(
+                &config,
+                index,
+                &base.metrics,
+                &slots,
+            )),
             pipes: base.pipes,
             bufs: base.bufs,
             conns: base.conns,
             drain: base.drain,
+            metrics: base.metrics,
+            slots,
             config,
             shared,
             successor: RefCell::new(None),
+        }
+    }
+
+    /// Where the request path counts: this worker's shard, through this version's slots.
+    pub fn record(&self) -> Recorder<'_> {
+        Recorder {
+            shard: &self.metrics,
+            slots: &self.slots,
         }
     }
 
@@ -157,6 +179,7 @@ struct Base {
     bufs: Rc<BufferPool>,
     conns: Rc<Connections>,
     drain: Rc<Latch>,
+    metrics: Rc<Shard>,
 }
 
 /// The worker's current version, read by accept loops and housekeeping at each turn.
@@ -243,6 +266,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
                 config.listeners.len(),
             ),
             drain: Rc::new(Latch::default()),
+            metrics: Shard::new(),
         },
     );
     let shell = Rc::new(Shell {
@@ -263,13 +287,19 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     let sweeper = monoio::spawn(sweep_pools(shell.clone()));
     let rebalancer = monoio::spawn(rebalance_limits(shell.clone()));
 
-    // Until told to drain (or the main thread is gone: the channel closed), apply reloads.
-    while let Some(Control::Reload(r)) =
-        std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await
-    {
-        let result = reload(&shell, &mut accepts, *r);
-        if let Err(e) = &result {
-            warn!(worker = index, error = %e, "reload failed on this worker");
+    // Until told to drain (or the main thread is gone: the channel closed), apply reloads and
+    // answer scrapes.
+    loop {
+        match std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
+            Some(Control::Reload(r)) => {
+                if let Err(e) = reload(&shell, &mut accepts, *r) {
+                    warn!(worker = index, error = %e, "reload failed on this worker");
+                }
+            }
+            Some(Control::Scrape(reply)) => {
+                let _ = reply.send(Snapshot::take(&shell.current(), pinned, selection.driver));
+            }
+            Some(Control::Drain) | None => break,
         }
     }
     let ctx = shell.current();
@@ -332,6 +362,7 @@ fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Resu
             bufs: old.bufs.clone(),
             conns: old.conns.clone(),
             drain: old.drain.clone(),
+            metrics: old.metrics.clone(),
         },
     );
     carry_pools(&old, &mut next);
