@@ -11,7 +11,7 @@
 //! `# TYPE` (OpenMetrics names the family without it), and there is no `# EOF` line.
 //! [`to_text_format`] makes exactly those two edits.
 
-use super::names::{self as n, Family, LATENCY_BUCKETS};
+use super::names::{self as n, Family, Kind, LATENCY_BUCKETS};
 use super::shard::{Histogram, BUCKETS, CODE_CLASSES};
 use super::snapshot::Merged;
 use crate::config::Protocol;
@@ -98,8 +98,12 @@ impl fmt::Debug for Scrape {
 fn describe<'s>(
     enc: &'s mut DescriptorEncoder<'_>,
     f: &'s Family,
-    t: MetricType,
 ) -> Result<MetricEncoder<'s>, fmt::Error> {
+    let t = match f.kind {
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Histogram => MetricType::Histogram,
+    };
     enc.encode_descriptor(f.name, f.help, None, t)
 }
 
@@ -139,7 +143,7 @@ impl Collector for Scrape {
         let newest = m.newest();
         let routed = || m.routes.iter().filter(|((_, r), _)| &**r != n::UNROUTED);
 
-        let mut e = describe(&mut enc, &n::REQUESTS, MetricType::Counter)?;
+        let mut e = describe(&mut enc, &n::REQUESTS)?;
         for ((l, r), c) in &m.routes {
             for (class, v) in CODE_CLASSES.iter().zip(c.codes) {
                 if v > 0 {
@@ -147,7 +151,7 @@ impl Collector for Scrape {
                 }
             }
         }
-        let mut e = describe(&mut enc, &n::REQUEST_DURATION, MetricType::Histogram)?;
+        let mut e = describe(&mut enc, &n::REQUEST_DURATION)?;
         for ((l, r), c) in m.routes.iter().filter(|(_, c)| c.duration.count() > 0) {
             histogram(&mut e, &[("listener", l), ("route", r)], &c.duration)?;
         }
@@ -158,12 +162,12 @@ impl Collector for Scrape {
             (&n::RATE_LIMITED, |c| c.rate_limited),
         ];
         for (f, pick) in per_route {
-            let mut e = describe(&mut enc, f, MetricType::Counter)?;
+            let mut e = describe(&mut enc, f)?;
             for ((l, r), c) in routed() {
                 counter(&mut e, &[("listener", l), ("route", r)], pick(c))?;
             }
         }
-        let mut e = describe(&mut enc, &n::AUTH_DENIED, MetricType::Counter)?;
+        let mut e = describe(&mut enc, &n::AUTH_DENIED)?;
         for ((l, r), c) in routed() {
             for (code, v) in [("401", c.auth_401), ("403", c.auth_403)] {
                 if v > 0 {
@@ -172,18 +176,18 @@ impl Collector for Scrape {
             }
         }
 
-        let mut e = describe(&mut enc, &n::CONNECTIONS_ACTIVE, MetricType::Gauge)?;
+        let mut e = describe(&mut enc, &n::CONNECTIONS_ACTIVE)?;
         for (l, v) in &m.active {
             gauge(&mut e, &[("listener", l)], *v as u64)?;
         }
-        let mut e = describe(&mut enc, &n::CONNECTIONS, MetricType::Counter)?;
+        let mut e = describe(&mut enc, &n::CONNECTIONS)?;
         for (l, c) in &m.listeners {
             counter(&mut e, &[("listener", l)], c.accepted)?;
         }
         let configured = |pred: fn(&crate::config::Listener) -> bool, name: &str| {
             newest.is_some_and(|s| s.config.listeners.iter().any(|l| l.name == name && pred(l)))
         };
-        let mut e = describe(&mut enc, &n::FORWARDED_BYTES, MetricType::Counter)?;
+        let mut e = describe(&mut enc, &n::FORWARDED_BYTES)?;
         for (l, c) in &m.listeners {
             let tcp = configured(|l| matches!(l.protocol, Protocol::Tcp(_)), l);
             if tcp || c.to_upstream + c.to_client > 0 {
@@ -199,7 +203,7 @@ impl Collector for Scrape {
                 )?;
             }
         }
-        let mut e = describe(&mut enc, &n::TLS_HANDSHAKES, MetricType::Counter)?;
+        let mut e = describe(&mut enc, &n::TLS_HANDSHAKES)?;
         for (l, c) in &m.listeners {
             if configured(|l| l.tls.is_some(), l) || c.tls[0] + c.tls[1] > 0 {
                 counter(&mut e, &[("listener", l), ("result", "ok")], c.tls[0])?;
@@ -207,15 +211,15 @@ impl Collector for Scrape {
             }
         }
 
-        let mut e = describe(&mut enc, &n::UPSTREAM_REQUESTS, MetricType::Counter)?;
+        let mut e = describe(&mut enc, &n::UPSTREAM_REQUESTS)?;
         for (u, c) in &m.upstreams {
             counter(&mut e, &[("upstream", u)], c.requests)?;
         }
-        let mut e = describe(&mut enc, &n::UPSTREAM_REUSED, MetricType::Counter)?;
+        let mut e = describe(&mut enc, &n::UPSTREAM_REUSED)?;
         for (u, c) in &m.upstreams {
             counter(&mut e, &[("upstream", u)], c.reused)?;
         }
-        let mut e = describe(&mut enc, &n::UPSTREAM_REUSE_RATIO, MetricType::Gauge)?;
+        let mut e = describe(&mut enc, &n::UPSTREAM_REUSE_RATIO)?;
         for (u, c) in m.upstreams.iter().filter(|(_, c)| c.requests > 0) {
             gauge(
                 &mut e,
@@ -223,16 +227,16 @@ impl Collector for Scrape {
                 c.reused as f64 / c.requests as f64,
             )?;
         }
-        let mut e = describe(&mut enc, &n::UPSTREAM_RESPONSE, MetricType::Histogram)?;
+        let mut e = describe(&mut enc, &n::UPSTREAM_RESPONSE)?;
         for (u, c) in m.upstreams.iter().filter(|(_, c)| c.response.count() > 0) {
             histogram(&mut e, &[("upstream", u)], &c.response)?;
         }
-        let mut e = describe(&mut enc, &n::UPSTREAM_EJECTIONS, MetricType::Counter)?;
+        let mut e = describe(&mut enc, &n::UPSTREAM_EJECTIONS)?;
         for ((u, ep), v) in &m.ejections {
             counter(&mut e, &[("upstream", u), ("endpoint", ep)], *v)?;
         }
         if let Some(s) = newest {
-            let mut e = describe(&mut enc, &n::ENDPOINT_UP, MetricType::Gauge)?;
+            let mut e = describe(&mut enc, &n::ENDPOINT_UP)?;
             for (ui, u) in s.config.upstreams.iter().enumerate() {
                 for (ei, ep) in u.endpoints.iter().enumerate() {
                     let addr = ep.addr.to_string();
@@ -240,7 +244,7 @@ impl Collector for Scrape {
                     gauge(&mut e, &[("upstream", &u.name), ("endpoint", &addr)], up)?;
                 }
             }
-            let mut e = describe(&mut enc, &n::ENDPOINT_EJECTED, MetricType::Gauge)?;
+            let mut e = describe(&mut enc, &n::ENDPOINT_EJECTED)?;
             for u in &s.config.upstreams {
                 for ep in &u.endpoints {
                     let addr = ep.addr.to_string();
@@ -249,7 +253,7 @@ impl Collector for Scrape {
                 }
             }
         }
-        let mut e = describe(&mut enc, &n::BREAKER_STATE, MetricType::Gauge)?;
+        let mut e = describe(&mut enc, &n::BREAKER_STATE)?;
         for s in &m.workers {
             let worker = s.worker.to_string();
             for (u, b) in s.config.upstreams.iter().zip(&s.breakers) {
@@ -263,7 +267,7 @@ impl Collector for Scrape {
             }
         }
 
-        let mut e = describe(&mut enc, &n::WORKER_INFO, MetricType::Gauge)?;
+        let mut e = describe(&mut enc, &n::WORKER_INFO)?;
         for s in &m.workers {
             let (worker, cpu) = (s.worker.to_string(), cpu_label(s.cpu));
             let driver = s.driver.to_string();
@@ -273,7 +277,7 @@ impl Collector for Scrape {
                 1u64,
             )?;
         }
-        let mut e = describe(&mut enc, &n::WORKER_CONNECTIONS, MetricType::Gauge)?;
+        let mut e = describe(&mut enc, &n::WORKER_CONNECTIONS)?;
         for s in &m.workers {
             gauge(
                 &mut e,
@@ -281,19 +285,19 @@ impl Collector for Scrape {
                 s.connections as u64,
             )?;
         }
-        let mut e = describe(&mut enc, &n::WORKERS_SILENT, MetricType::Gauge)?;
+        let mut e = describe(&mut enc, &n::WORKERS_SILENT)?;
         gauge(&mut e, &[], m.silent.len() as u64)?;
         if let Some(s) = newest {
-            let mut e = describe(&mut enc, &n::CONFIG_VERSION, MetricType::Gauge)?;
+            let mut e = describe(&mut enc, &n::CONFIG_VERSION)?;
             gauge(&mut e, &[], s.version)?;
         }
         let started = (self.process.started)
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
-        let mut e = describe(&mut enc, &n::START_TIME, MetricType::Gauge)?;
+        let mut e = describe(&mut enc, &n::START_TIME)?;
         gauge(&mut e, &[], started)?;
-        let mut e = describe(&mut enc, &n::BUILD_INFO, MetricType::Gauge)?;
+        let mut e = describe(&mut enc, &n::BUILD_INFO)?;
         gauge(&mut e, &[("version", env!("CARGO_PKG_VERSION"))], 1u64)?;
         Ok(())
     }

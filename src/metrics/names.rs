@@ -10,16 +10,44 @@
 //! `web:api.example.com/`), or [`UNROUTED`] for requests no route matched or that failed before
 //! routing; `code` is the status class `1xx`…`5xx`; `endpoint` is the endpoint's address.
 
-/// A metric family: name (counters without `_total`), help, label names (documentation and tests).
+/// A metric family: name (counters without `_total`), type, help, label names.
 #[derive(Debug, Clone, Copy)]
 pub struct Family {
     pub name: &'static str,
+    pub kind: Kind,
     pub help: &'static str,
     pub labels: &'static [&'static str],
 }
 
-const fn family(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Family {
-    Family { name, help, labels }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Family {
+    /// The name its samples carry (`_total` added to counters).
+    pub fn exposed(&self) -> String {
+        match self.kind {
+            Kind::Counter => format!("{}_total", self.name),
+            _ => self.name.to_string(),
+        }
+    }
+}
+
+const fn family(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Family {
+    Family {
+        name,
+        kind,
+        help,
+        labels,
+    }
 }
 
 /// `route` label of requests answered before (or without) a route: no match (404) or a
@@ -27,153 +55,159 @@ const fn family(name: &'static str, labels: &'static [&'static str], help: &'sta
 pub const UNROUTED: &str = "unrouted";
 
 // Requests (HTTP listeners).
-/// Counter. Contract name.
+/// Contract name.
 pub const REQUESTS: Family = family(
     "coregate_requests",
+    Kind::Counter,
     &["listener", "route", "code"],
     "HTTP requests answered, by status class (coregate's own answers included)",
 );
-/// Histogram.
 pub const REQUEST_DURATION: Family = family(
     "coregate_request_duration_seconds",
+    Kind::Histogram,
     &["listener", "route"],
     "Time from a request's first byte to the end of its response (to the 101 for upgrades)",
 );
-/// Counter.
 pub const RETRIES: Family = family(
     "coregate_retries",
+    Kind::Counter,
     &["listener", "route"],
     "Retries sent (each one granted by the route's retry budget)",
 );
-/// Counter.
 pub const HEDGES: Family = family(
     "coregate_hedges",
+    Kind::Counter,
     &["listener", "route"],
     "Hedged second copies sent",
 );
-/// Counter.
 pub const RATE_LIMITED: Family = family(
     "coregate_rate_limited",
+    Kind::Counter,
     &["listener", "route"],
     "Requests refused with 429 by the route's rate limit",
 );
-/// Counter.
 pub const AUTH_DENIED: Family = family(
     "coregate_auth_denied",
+    Kind::Counter,
     &["listener", "route", "code"],
     "Requests refused by the route's auth (401 no or bad credentials, 403 address denied or claim missing)",
 );
 
 // Connections.
-/// Gauge. Contract name.
+/// Contract name.
 pub const CONNECTIONS_ACTIVE: Family = family(
     "coregate_connections_active",
+    Kind::Gauge,
     &["listener"],
     "Open client connections",
 );
-/// Counter.
 pub const CONNECTIONS: Family = family(
     "coregate_connections",
+    Kind::Counter,
     &["listener"],
     "Client connections accepted",
 );
-/// Counter.
 pub const FORWARDED_BYTES: Family = family(
     "coregate_forwarded_bytes",
+    Kind::Counter,
     &["listener", "direction"],
     "Bytes forwarded by tcp listeners; direction: to_upstream (client to upstream) or to_client",
 );
-/// Counter. Hook: [`crate::metrics::Recorder::tls_handshake`].
+/// Hook for the TLS handshake: [`crate::metrics::Recorder::tls_handshake`].
 pub const TLS_HANDSHAKES: Family = family(
     "coregate_tls_handshakes",
+    Kind::Counter,
     &["listener", "result"],
     "TLS handshakes on listeners that terminate TLS; result: ok or failed",
 );
 
 // Upstreams.
-/// Counter.
 pub const UPSTREAM_REQUESTS: Family = family(
     "coregate_upstream_requests",
+    Kind::Counter,
     &["upstream"],
     "Requests whose response came from the upstream (the winning attempt)",
 );
-/// Counter.
 pub const UPSTREAM_REUSED: Family = family(
     "coregate_upstream_reused",
+    Kind::Counter,
     &["upstream"],
     "Of coregate_upstream_requests_total, those sent on a pooled keep-alive connection",
 );
-/// Gauge, computed at scrape time.
+/// Computed at scrape time.
 pub const UPSTREAM_REUSE_RATIO: Family = family(
     "coregate_upstream_reuse_ratio",
+    Kind::Gauge,
     &["upstream"],
     "coregate_upstream_reused_total / coregate_upstream_requests_total since start",
 );
-/// Histogram.
 pub const UPSTREAM_RESPONSE: Family = family(
     "coregate_upstream_response_seconds",
+    Kind::Histogram,
     &["upstream"],
     "Time from an attempt's start (pooled connection or connect) to the upstream's response head",
 );
-/// Counter.
 pub const UPSTREAM_EJECTIONS: Family = family(
     "coregate_upstream_ejections",
+    Kind::Counter,
     &["upstream", "endpoint"],
     "Passive-health ejections of an endpoint (max_fails consecutive failures on one worker)",
 );
-/// Gauge.
 pub const ENDPOINT_UP: Family = family(
     "coregate_endpoint_up",
+    Kind::Gauge,
     &["upstream", "endpoint"],
     "Active health check verdict: 1 up, 0 down (always 1 without [upstream.health_check])",
 );
-/// Gauge.
 pub const ENDPOINT_EJECTED: Family = family(
     "coregate_endpoint_ejected",
+    Kind::Gauge,
     &["upstream", "endpoint"],
     "Workers that currently eject the endpoint (passive health)",
 );
-/// Gauge.
 pub const BREAKER_STATE: Family = family(
     "coregate_breaker_state",
+    Kind::Gauge,
     &["upstream", "worker"],
     "Circuit breaker of an upstream on a worker: 0 closed, 1 half-open, 2 open",
 );
 
 // Process and workers.
-/// Gauge (always 1).
+/// Always 1.
 pub const WORKER_INFO: Family = family(
     "coregate_worker_info",
+    Kind::Gauge,
     &["worker", "driver", "cpu"],
     "One per worker that answered the scrape: its I/O driver (io_uring or epoll) and CPU (or unpinned)",
 );
-/// Gauge.
 pub const WORKER_CONNECTIONS: Family = family(
     "coregate_worker_connections_active",
+    Kind::Gauge,
     &["worker"],
     "Open client connections on each worker (how SO_REUSEPORT spread them)",
 );
-/// Gauge.
 pub const WORKERS_SILENT: Family = family(
     "coregate_workers_silent",
+    Kind::Gauge,
     &[],
     "Workers that did not answer this scrape in time (their numbers are missing from it)",
 );
-/// Gauge.
 pub const CONFIG_VERSION: Family = family(
     "coregate_config_version",
+    Kind::Gauge,
     &[],
     "Config version the workers run: 1 at start, +1 per reload",
 );
-/// Gauge.
 pub const START_TIME: Family = family(
     "coregate_start_time_seconds",
+    Kind::Gauge,
     &[],
     "Start time of the process, seconds since the Unix epoch",
 );
-/// Gauge (always 1).
+/// Always 1.
 pub const BUILD_INFO: Family = family(
     "coregate_build_info",
+    Kind::Gauge,
     &["version"],
     "The coregate version serving",
 );
