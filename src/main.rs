@@ -38,6 +38,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Check this host against a config (default: the embedded demo config): io_uring, open
+    /// files, accept queues, ephemeral ports, TIME_WAIT, CPUs, tuning drift. Exit 1 on a FAIL.
+    Doctor {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run on the embedded default config: 127.0.0.1:8080, until Ctrl-C.
     Demo {
         /// Run a 5-second load through the demo with coregate-bench, print its summary, and stop.
@@ -65,6 +71,25 @@ fn main() -> ExitCode {
             Ok(c) => serve(&cli.log_level, cli.log_format, c),
             Err(e) => fail(&e.to_string()),
         },
+        Command::Doctor { config } => {
+            let loaded = match &config {
+                Some(p) => Config::load(p),
+                None => Config::parse(coregate::demo::DEMO_CONFIG, coregate::demo::DEMO_SOURCE),
+            };
+            match loaded {
+                Ok(c) => {
+                    let checks = coregate::doctor::diagnose(&c, &coregate::doctor::Host::read());
+                    print!("{}", coregate::doctor::render(&checks));
+                    let worst = checks.iter().map(|c| c.verdict).max();
+                    if worst == Some(coregate::doctor::Verdict::Fail) {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
         Command::Demo { bench } => {
             match Config::parse(coregate::demo::DEMO_CONFIG, coregate::demo::DEMO_SOURCE) {
                 Ok(c) => {

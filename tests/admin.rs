@@ -780,3 +780,45 @@ fn a_taken_admin_port_fails_start_up() {
         g.log_text()
     );
 }
+
+#[test]
+fn the_admin_socket_is_handed_over_by_a_binary_upgrade() {
+    let up = Upstream::ok("ok");
+    let (web, admin_port) = (free_port(), free_port());
+    let cfg = basic_config(
+        web,
+        up.addr,
+        1,
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n"),
+    );
+    let mut g = Gateway::start(&cfg);
+    let status = |port| -> serde_json::Value {
+        serde_json::from_slice(&admin(port, "GET", "/status", "").body).unwrap()
+    };
+    let old_pid = g.child.id();
+    assert_eq!(status(admin_port)["pid"], old_pid);
+    g.signal(libc::SIGUSR2);
+    g.wait_log("upgrade: new process started");
+    let text = g.log_text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("upgrade: new process started"))
+        .unwrap();
+    let pid: i32 = line.rsplit("pid=").next().unwrap().trim().parse().unwrap();
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _successor = Kill(pid);
+    assert_eq!(g.wait_exit(WAIT).code(), Some(0), "{}", g.log_text());
+    let log = g.log_text();
+    assert!(log.contains("admin socket inherited"), "{log}");
+    assert!(log.contains("stopped accepting"), "{log}");
+    // The same port, now answered by the new process.
+    let s = status(admin_port);
+    assert_eq!(s["pid"], pid, "{s}");
+    assert_eq!(admin(admin_port, "GET", "/healthz", "").status, 200);
+}

@@ -489,7 +489,7 @@ fn assert_accurate(what: &str, conns: usize) {
                 ),
             ),
             &[],
-            &["--log-level", "info,coregate::runtime::worker=debug"],
+            &["--log-level", "info,coregate::runtime::accept=debug"],
         );
         let streams: Vec<TcpStream> = (0..conns).map(|_| connect(addr(port))).collect();
         let workers = workers_of(&g, &streams);

@@ -52,12 +52,22 @@ pub struct Spec {
     pub commands: std::sync::mpsc::Sender<Command>,
     /// When the process started.
     pub started: SystemTime,
+    /// Fires when a successor process (binary upgrade) took the admin socket over: stop
+    /// accepting. Dropped without firing: keep serving.
+    pub stop: futures_channel::oneshot::Receiver<()>,
 }
 
-/// Binds the admin address (before the workers start, so a taken port fails start-up).
-pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    let l =
-        TcpListener::bind(addr).map_err(|e| format!("admin.listen {addr}: cannot listen: {e}"))?;
+/// Binds the admin address (before the workers start, so a taken port fails start-up), or takes
+/// the socket inherited from the process this one upgrades.
+pub fn bind(addr: SocketAddr, inherited: Option<TcpListener>) -> Result<TcpListener, String> {
+    let l = match inherited {
+        Some(l) => {
+            info!(%addr, "admin socket inherited");
+            l
+        }
+        None => TcpListener::bind(addr)
+            .map_err(|e| format!("admin.listen {addr}: cannot listen: {e}"))?,
+    };
     // The admin runtime's epoll driver expects non-blocking sockets.
     l.set_nonblocking(true)
         .map_err(|e| format!("admin.listen {addr}: {e}"))?;
@@ -109,11 +119,26 @@ async fn serve(spec: Spec) {
         open: Default::default(),
         room: Default::default(),
     });
+    let mut stop = Some(spec.stop);
     loop {
         while state.open.get() >= MAX_CONNECTIONS {
             state.room.notified().await;
         }
-        match listener.accept().await {
+        let accepted = match stop.as_mut() {
+            None => listener.accept().await,
+            Some(rx) => monoio::select! {
+                r = listener.accept() => r,
+                s = rx => {
+                    if s.is_ok() {
+                        info!("admin: the upgraded process serves the admin socket now; stopped accepting");
+                        return;
+                    }
+                    stop = None;
+                    continue;
+                },
+            },
+        };
+        match accepted {
             Ok((stream, _)) => {
                 state.open.set(state.open.get() + 1);
                 let state = state.clone();

@@ -158,6 +158,7 @@ pub fn json(m: &Merged, workers: usize, process: Process) -> Value {
         .as_secs_f64();
     json!({
         "coregate": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
         "config": {
             "version": newest.map(|s| s.version),
             "source": newest.map(|s| s.config.source.clone()),

@@ -12,10 +12,7 @@ pub const MAX_AUTH_FILE: u64 = 4 * 1024 * 1024;
 /// Resolves `path` against the config file's directory (so a config and its key files can move
 /// together, whatever the working directory) and reads it as UTF-8.
 pub fn read_file(config: &Path, path: &str) -> Result<(PathBuf, String), String> {
-    let full = match config.parent() {
-        Some(dir) if Path::new(path).is_relative() => dir.join(path),
-        _ => PathBuf::from(path),
-    };
+    let full = resolve(config, path);
     let shown = full.display();
     let meta = std::fs::metadata(&full).map_err(|e| format!("cannot read {shown}: {e}"))?;
     if !meta.is_file() {
@@ -29,6 +26,14 @@ pub fn read_file(config: &Path, path: &str) -> Result<(PathBuf, String), String>
     let text = std::fs::read(&full).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let text = String::from_utf8(text).map_err(|_| format!("{shown} is not UTF-8 text"))?;
     Ok((full, text))
+}
+
+/// `path` relative to the config file's directory (absolute paths as they are).
+pub fn resolve(config: &Path, path: &str) -> PathBuf {
+    match config.parent() {
+        Some(dir) if Path::new(path).is_relative() => dir.join(path),
+        _ => PathBuf::from(path),
+    }
 }
 
 /// The meaningful lines of a key or htpasswd file: 1-based number and text, with blank lines

@@ -59,6 +59,30 @@ pub const SPLICE: bool = true;
 /// `listener.max_connections`: none; only `runtime.max_connections_per_worker` applies.
 pub const LISTENER_MAX_CONNECTIONS: &str = "none";
 
+/// `listener.tls.handshake_timeout`: a client that has not finished its handshake by then is
+/// closed (slow or stalled handshakes must not hold a connection slot).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `listener.tls.min_version`: TLS 1.2 and 1.3; older versions are never offered.
+pub const TLS_MIN_VERSION: &str = "1.2";
+/// `listener.tls.alpn`: HTTP/1.1 only until h2 exists; a client offering only others is refused
+/// with the `no_application_protocol` alert.
+pub const TLS_ALPN: &[&str] = &["http/1.1"];
+/// `listener.tls.strict_sni`: serve the first certificate to clients without (or with an
+/// unknown) SNI, like nginx's default server.
+pub const TLS_STRICT_SNI: bool = false;
+/// `listener.tls.session_tickets`: resumption by ticket, keys shared by all workers.
+pub const TLS_SESSION_TICKETS: bool = true;
+/// `listener.tls.client_auth` (with `client_ca`): a client certificate is required.
+pub const TLS_CLIENT_AUTH: &str = "required";
+/// `listener.tls.client_subject_header` (with `client_ca`): carries the verified subject.
+pub const TLS_CLIENT_SUBJECT_HEADER: &str = "x-client-subject";
+/// TLS 1.3 tickets sent after a full handshake: two, like OpenSSL, so a client can open two
+/// resumed connections in parallel.
+pub const TLS13_TICKETS: usize = 2;
+/// How often the process's session-ticket key is replaced; the previous key still decrypts, so
+/// a ticket is good for one to two periods (RFC 8446 allows up to 7 days).
+pub const TICKET_KEY_ROTATION: Duration = Duration::from_secs(6 * 3600);
+
 /// `route.path_prefix`: matches every path.
 pub const PATH_PREFIX: &str = "/";
 /// `route.strip_prefix`.

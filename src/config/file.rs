@@ -88,17 +88,25 @@ pub struct AcceptProxyFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerTlsFile {
-    pub cert: Option<String>,
-    pub key: Option<String>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
     #[serde(default)]
     pub certs: Vec<CertFile>,
+    pub handshake_timeout: Option<Spanned<DurationStr>>,
+    pub min_version: Option<Spanned<String>>,
+    pub alpn: Option<Vec<Spanned<String>>>,
+    pub strict_sni: Option<bool>,
+    pub session_tickets: Option<bool>,
+    pub client_ca: Option<Spanned<String>>,
+    pub client_auth: Option<Spanned<String>>,
+    pub client_subject_header: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertFile {
-    pub cert: String,
-    pub key: String,
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -275,7 +283,7 @@ pub struct UpstreamFile {
     pub max_idle_per_worker: Option<usize>,
     pub max_fails: Option<u32>,
     pub fail_timeout: Option<DurationStr>,
-    pub tls: Option<UpstreamTlsFile>,
+    pub tls: Option<Spanned<UpstreamTlsFile>>,
     pub health_check: Option<HealthCheckFile>,
     pub circuit_breaker: Option<Spanned<BreakerFile>>,
 }
@@ -321,8 +329,8 @@ pub struct EndpointTableFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTlsFile {
-    pub sni: Option<String>,
-    pub ca: Option<String>,
+    pub sni: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@ pub use error::ConfigError;
 
 use ipnet::IpNet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The checked configuration every worker runs from.
@@ -135,8 +135,36 @@ pub struct TcpForward {
 
 #[derive(Debug, Clone)]
 pub struct ListenerTls {
-    /// (cert path, key path); the first is the default certificate.
-    pub certs: Vec<(String, String)>,
+    /// (cert path, key path), resolved against the config file's directory; the first is the
+    /// default certificate (clients without SNI).
+    pub certs: Vec<(PathBuf, PathBuf)>,
+    /// The whole handshake must finish within it, else the connection closes.
+    pub handshake_timeout: Duration,
+    pub min_version: TlsVersion,
+    /// ALPN protocols offered, in preference order; a client offering none of them is refused.
+    pub alpn: Vec<String>,
+    /// Refuse clients without SNI or naming no certificate, instead of serving the default.
+    pub strict_sni: bool,
+    /// Resumption through the process's rotating ticket key.
+    pub session_tickets: bool,
+    /// Client certificates (mTLS); `None` = not asked for.
+    pub client_auth: Option<ClientAuth>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V12,
+    V13,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    /// CA bundle that client certificates must chain to.
+    pub ca: PathBuf,
+    /// `false` = a client without a certificate is let in (without the subject header).
+    pub required: bool,
+    /// Request header carrying the verified subject upstream; always stripped from requests.
+    pub subject_header: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -297,8 +325,10 @@ pub struct Endpoint {
 
 #[derive(Debug, Clone)]
 pub struct UpstreamTls {
+    /// Name sent as SNI and verified in the certificate; `None` = the endpoint's IP address.
     pub sni: Option<String>,
-    pub ca: Option<String>,
+    /// CA bundle (resolved path); `None` = the system's roots.
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -362,16 +392,6 @@ impl Config {
         let mut out = Vec::new();
         if self.log.access_log != AccessLog::Off {
             out.push("log.access_log".to_string());
-        }
-        for (i, l) in self.listeners.iter().enumerate() {
-            if l.tls.is_some() {
-                out.push(format!("listener[{i}].tls"));
-            }
-        }
-        for (i, u) in self.upstreams.iter().enumerate() {
-            if u.tls.is_some() {
-                out.push(format!("upstream[{i}].tls"));
-            }
         }
         out
     }

@@ -6,12 +6,11 @@
 
 use super::h1::{HeadLimits, RequestHead, ResponseHead};
 use super::status;
-use crate::proxy::buffered::Buffered;
+use crate::proxy::buffered::{Buffered, Stream};
 use crate::proxy::error::{Kind, ProxyError, Side, Step};
 use crate::proxy::{exchange, headers::target_parts, Answer, Outcome};
 use crate::runtime::connections::ConnectionGuard;
 use crate::runtime::worker::WorkerCtx;
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -19,6 +18,9 @@ use std::time::Duration;
 
 /// How long to keep reading (and discarding) after an error response before closing.
 pub const LINGER_TIME: Duration = Duration::from_secs(2);
+/// During a handover to an upgraded process, how long an idle kept-alive connection may still
+/// bring one more request before it is closed.
+pub const HANDOVER_IDLE_GRACE: Duration = Duration::from_secs(2);
 /// How many bytes to discard at most while lingering.
 pub const LINGER_BYTES: usize = 1 << 20;
 
@@ -26,7 +28,7 @@ pub const LINGER_BYTES: usize = 1 << 20;
 pub async fn serve(
     mut ctx: Rc<WorkerCtx>,
     mut listener: usize,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     _guard: ConnectionGuard,
 ) {
@@ -43,8 +45,15 @@ pub async fn serve(
             // Between requests: the idle timeout applies, and a draining worker closes at once.
             let idle = ctx.config.limits.client_idle_timeout;
             let ready = monoio::select! {
-                r = monoio::time::timeout(idle, client.stream.readable(false)) => r,
-                _ = ctx.drain.wait() => return,
+                r = monoio::time::timeout(idle, client.stream.readable()) => r,
+                _ = ctx.drain.wait() => {
+                    if !ctx.handover.get() {
+                        return;
+                    }
+                    // A successor accepts new connections now; a client of this one may be
+                    // sending its next request right now: serve it (with `connection: close`).
+                    monoio::time::timeout(HANDOVER_IDLE_GRACE, client.stream.readable()).await
+                }
             };
             if !matches!(ready, Ok(Ok(()))) {
                 return;
@@ -223,7 +232,7 @@ async fn linger(ctx: &WorkerCtx, client: &mut Buffered, out: Vec<u8>) {
     if res.is_ok() {
         // Like nginx's lingering close: half-close, then drain what the client still sends,
         // so closing with unread bytes does not reset the connection and destroy the answer.
-        let _ = monoio::io::AsyncWriteRent::shutdown(&mut client.stream).await;
+        let _ = client.stream.shutdown().await;
         let deadline = Instant::now() + LINGER_TIME;
         let mut discarded = 0;
         while discarded < LINGER_BYTES {

@@ -3,10 +3,9 @@
 //! Memory per connection stays at one buffer whatever the body size: bytes are forwarded as
 //! they arrive. Chunked bodies are decoded and re-encoded, never passed through raw.
 
-use super::buffered::{write_all, Buffered};
+use super::buffered::{write_all, Buffered, Stream};
 use super::error::{Kind, ProxyError, Step};
 use crate::http::h1::{ChunkedDecoder, Event};
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 use std::io::Write;
 use std::time::Duration;
@@ -65,7 +64,7 @@ impl Copy {
     pub async fn length(
         &self,
         src: &mut Buffered,
-        dst: &mut TcpStream,
+        dst: &mut Stream,
         mut n: u64,
     ) -> Result<(), ProxyError> {
         while n > 0 {
@@ -85,7 +84,7 @@ impl Copy {
     pub async fn until_close(
         &self,
         src: &mut Buffered,
-        dst: &mut TcpStream,
+        dst: &mut Stream,
         out: &mut Vec<u8>,
         chunk: bool,
     ) -> Result<(), ProxyError> {
@@ -127,7 +126,7 @@ impl Copy {
     pub async fn chunked(
         &self,
         src: &mut Buffered,
-        dst: &mut TcpStream,
+        dst: &mut Stream,
         out: &mut Vec<u8>,
         rechunk: bool,
         trailers: bool,
@@ -193,7 +192,7 @@ impl Copy {
         }
     }
 
-    async fn flush(&self, dst: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    async fn flush(&self, dst: &mut Stream, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         if out.is_empty() {
             return Ok(());
         }
@@ -202,7 +201,7 @@ impl Copy {
         Ok(())
     }
 
-    async fn write(&self, dst: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    async fn write(&self, dst: &mut Stream, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         let (res, buf) = write_all(dst, std::mem::take(out)).await;
         *out = buf;
         res.map_err(|e| self.from.write_err(&e))

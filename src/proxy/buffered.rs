@@ -1,24 +1,22 @@
-//! A socket and its read buffer: bytes read but not yet used are `buf[pos..]`.
+//! A connection (plain or TLS) and its read buffer: bytes read but not yet used are `buf[pos..]`.
 //!
 //! monoio's I/O takes buffers by value (io_uring owns them while an operation runs), so the
 //! buffer is moved into each read or write and put back after.
 
-use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
+pub use crate::tls::Stream;
 use std::io;
 
 pub struct Buffered {
-    pub stream: TcpStream,
+    pub stream: Stream,
     buf: Vec<u8>,
     pos: usize,
 }
 
 impl Buffered {
     /// A connection with no buffer yet; one is lent when there is data to read.
-    pub fn new(stream: TcpStream) -> Buffered {
+    pub fn new(stream: impl Into<Stream>) -> Buffered {
         Buffered {
-            stream,
+            stream: stream.into(),
             buf: Vec::new(),
             pos: 0,
         }
@@ -83,18 +81,17 @@ impl Buffered {
             self.buf.reserve_exact(room);
         }
         let buf = std::mem::take(&mut self.buf);
-        let len = buf.len();
-        let (res, slice) = self.stream.read(buf.slice_mut(len..)).await;
-        self.buf = slice.into_inner();
+        let (res, buf) = self.stream.read_into(buf).await;
+        self.buf = buf;
         res
     }
 
     /// Writes buffered bytes `[0, n)` to `to`, then consumes them.
-    pub async fn forward(&mut self, n: usize, to: &mut TcpStream) -> io::Result<()> {
+    pub async fn forward(&mut self, n: usize, to: &mut Stream) -> io::Result<()> {
         let (start, end) = (self.pos, self.pos + n.min(self.buffered().len()));
         let buf = std::mem::take(&mut self.buf);
-        let (res, slice) = to.write_all(buf.slice(start..end)).await;
-        self.buf = slice.into_inner();
+        let (res, buf) = to.write_range(buf, start..end).await;
+        self.buf = buf;
         res?;
         self.consume(end - start);
         Ok(())
@@ -102,7 +99,7 @@ impl Buffered {
 }
 
 /// Writes all of `out` and gives the buffer back.
-pub async fn write_all(stream: &mut TcpStream, out: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-    let (res, out) = stream.write_all(out).await;
-    (res.map(|_| ()), out)
+pub async fn write_all(stream: &mut Stream, out: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    let len = out.len();
+    stream.write_range(out, 0..len).await
 }

@@ -289,7 +289,7 @@ async fn single_attempt(
         Err(e) => return (Err(AttemptError::before_connect(e)), out),
     };
     // Written anew for each attempt: `out` also carries interim responses in between.
-    write_upstream_head(&mut out, client.buffered(), head, route, pick.client);
+    write_upstream_head(&mut out, ctx, client, head, route, pick.client);
     if retries > 0 {
         mark_retry(&mut out, retries);
     }
@@ -353,7 +353,7 @@ async fn hedged_attempt(
     hedge: &crate::config::Hedge,
     mut out: Vec<u8>,
 ) -> (Attempt, Vec<u8>) {
-    write_upstream_head(&mut out, client.buffered(), head, route, pick.client);
+    write_upstream_head(&mut out, ctx, client, head, route, pick.client);
     let Some(delay) = hedge_delay(ctx, route.upstream, hedge) else {
         return attempt::plain(ctx, route.upstream, pick, tried, out, head, resp, deadline).await;
     };
@@ -578,11 +578,19 @@ fn unavailable(route_index: usize, route: &Route) -> Result<Outcome, Failure> {
 /// Writes the upstream request head for `head` into `out`.
 fn write_upstream_head(
     out: &mut Vec<u8>,
-    buf: &[u8],
+    ctx: &WorkerCtx,
+    conn: &Buffered,
     head: &RequestHead,
     route: &crate::config::Route,
     client: std::net::IpAddr,
 ) {
+    let buf = conn.buffered();
+    // mTLS listeners: the subject header is always ours, never the client's.
+    let subject_header = ctx.config.listeners[route.listener]
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_auth.as_ref())
+        .map(|a| (a.subject_header.as_str(), conn.stream.client_subject()));
     let target = &buf[head.target()];
     let host = head.host().map_or(&b""[..], |r| &buf[r]);
     let (authority, path) = target_parts(head.target_form(), target, host);
@@ -617,7 +625,12 @@ fn write_upstream_head(
         authority,
         absolute: head.target_form() == crate::http::h1::TargetForm::Absolute,
         client,
-        proto: "http",
+        proto: if conn.stream.is_tls() {
+            "https"
+        } else {
+            "http"
+        },
+        subject_header,
         upgrade,
         te_trailers: head.te_trailers(),
         framing,

@@ -102,6 +102,9 @@ pub struct RequestLine<'a> {
     pub absolute: bool,
     pub client: IpAddr,
     pub proto: &'static str,
+    /// mTLS: (header name, verified client subject); the name is dropped from the request and
+    /// set only from the certificate.
+    pub subject_header: Option<(&'a str, Option<&'a str>)>,
     /// `Some(protocols)` to forward `Upgrade: protocols` and `Connection: upgrade`.
     pub upgrade: Option<&'a [u8]>,
     pub te_trailers: bool,
@@ -139,6 +142,9 @@ pub fn write_request_head(
             xff.get_or_insert(f.value(buf));
         }
         if dropped(name)
+            || line
+                .subject_header
+                .is_some_and(|(h, _)| name.eq_ignore_ascii_case(h.as_bytes()))
             || conn.lists(buf, name)
             || in_rules(rules, name)
             || (line.absolute && name.eq_ignore_ascii_case(b"host"))
@@ -164,6 +170,9 @@ pub fn write_request_head(
     }
     let _ = write!(out, "{}\r\nx-real-ip: {}\r\n", line.client, line.client);
     let _ = write!(out, "x-forwarded-proto: {}\r\n", line.proto);
+    if let Some((name, Some(subject))) = line.subject_header {
+        write_field(out, name.as_bytes(), subject.as_bytes());
+    }
     if !line.authority.is_empty() {
         write_field(out, b"x-forwarded-host", line.authority);
     }

@@ -105,7 +105,8 @@ pub(super) async fn acquire(
             .connect_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
         let addr = cfg.endpoints[endpoint].addr;
-        let result = crate::upstream::connect(addr, limit).await;
+        let tls = ctx.tls.connectors[upstream].as_ref();
+        let result = crate::tls::client::connect(tls, addr, limit, &cfg.name).await;
         // Only a failed connect is an outcome here: a successful one is not yet a successful
         // request (the exchange records that), and counting it would reset the endpoint's
         // consecutive failures before every request on a fresh connection.

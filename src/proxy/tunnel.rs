@@ -4,11 +4,7 @@
 
 use super::buffered::Buffered;
 use crate::runtime::buffers::BufferPool;
-use monoio::buf::IoBufMut;
-use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
-};
-use monoio::net::TcpStream;
+use crate::tls::stream::{ReadHalf, WriteHalf};
 use std::rc::Rc;
 
 /// Runs the tunnel until both directions are done; bytes already buffered go first.
@@ -33,16 +29,12 @@ pub async fn run(mut client: Buffered, mut upstream: Buffered, pool: Rc<BufferPo
 }
 
 /// Copies one direction until EOF or error, then half-closes the writer.
-async fn pump(
-    mut from: OwnedReadHalf<TcpStream>,
-    mut to: OwnedWriteHalf<TcpStream>,
-    pool: Rc<BufferPool>,
-) {
+async fn pump(mut from: ReadHalf, mut to: WriteHalf, pool: Rc<BufferPool>) {
     let mut buf = pool.take();
     loop {
         buf.clear();
-        let (res, b) = from.read(buf.slice_mut(0..)).await;
-        buf = b.into_inner();
+        let (res, b) = from.read_into(buf).await;
+        buf = b;
         match res {
             Ok(n) if n > 0 => {
                 let (res, b) = to.write_all(buf).await;

@@ -138,6 +138,9 @@ pub(super) async fn connection(
                     }
                 }
             };
+            let Some(stream) = crate::tls::accept(&ctx, li, stream, client).await else {
+                return;
+            };
             crate::http::serve(ctx, li, stream, client, guard).await
         }
     }

@@ -1,6 +1,7 @@
 //! Listening sockets: one SO_REUSEPORT socket per worker and listener, so the kernel spreads
 //! connections across cores with no shared accept queue and no accept lock.
 
+use super::upgrade::Inherited;
 use crate::config::Config;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -14,16 +15,28 @@ pub struct BoundListener {
 }
 
 /// Binds every listener once per worker; the error names the listener and address.
-pub fn bind_all(config: &Config, workers: usize) -> Result<Vec<BoundListener>, String> {
-    config
+/// Sockets inherited from a process being upgraded are used instead of binding anew.
+pub fn bind_all(
+    config: &Config,
+    workers: usize,
+    inherited: &mut Inherited,
+) -> Result<Vec<BoundListener>, String> {
+    let bound = config
         .listeners
         .iter()
-        .map(|l| bind_one(l, workers))
-        .collect()
+        .map(|l| bind_one(l, workers, inherited))
+        .collect();
+    std::mem::take(inherited).close_rest();
+    bound
 }
 
-/// Binds one listener once per worker.
-pub fn bind_one(l: &crate::config::Listener, workers: usize) -> Result<BoundListener, String> {
+/// Binds one listener once per worker (or takes its inherited sockets, adding sockets to the
+/// same SO_REUSEPORT group when this process runs more workers than the old one).
+pub fn bind_one(
+    l: &crate::config::Listener,
+    workers: usize,
+    inherited: &mut Inherited,
+) -> Result<BoundListener, String> {
     let fail = |what: &str, e: io::Error| {
         format!(
             "listener {:?}: cannot {what} {}: {}",
@@ -32,12 +45,19 @@ pub fn bind_one(l: &crate::config::Listener, workers: usize) -> Result<BoundList
             plain(&e)
         )
     };
-    // A plain bind first: SO_REUSEPORT would otherwise let us silently share a port
-    // with another process (a second coregate, say) running as the same user.
-    exclusive_check(l.bind).map_err(|e| fail("bind", e))?;
+    let mut sockets = inherited.take(l.bind);
     let mut addr = l.bind;
-    let mut sockets = Vec::with_capacity(workers);
-    for _ in 0..workers {
+    if let Some(first) = sockets.first() {
+        addr = first
+            .local_addr()
+            .map_err(|e| fail("read the address of", e))?;
+        tracing::info!(listener = %l.name, %addr, sockets = sockets.len(), "listening sockets inherited");
+    } else {
+        // A plain bind first: SO_REUSEPORT would otherwise let us silently share a port
+        // with another process (a second coregate, say) running as the same user.
+        exclusive_check(l.bind).map_err(|e| fail("bind", e))?;
+    }
+    while sockets.len() < workers {
         let s = reuseport_socket(addr, l.backlog).map_err(|e| fail("listen on", e))?;
         // Port 0: every worker must share the port the kernel gave the first one.
         addr = s.local_addr().map_err(|e| fail("read the address of", e))?;

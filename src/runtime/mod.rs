@@ -10,11 +10,12 @@ pub mod notify;
 pub mod sd_notify;
 pub mod shared;
 pub mod supervisor;
+pub mod upgrade;
 pub mod worker;
 
 use crate::config::Config;
 use futures_channel::mpsc::{unbounded, UnboundedSender};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,14 +41,43 @@ pub fn run(config: Config) -> Result<(), String> {
         n => n,
     };
     let selection = driver::select(config.runtime.driver)?;
-    let mut bound = listener::bind_all(&config, workers)?;
+    let mut inherited = upgrade::Inherited::from_env();
+    // The admin socket first: after a binary upgrade it is among the inherited ones.
     let admin_socket = match &config.admin {
-        Some(a) => Some(crate::admin::bind(a.listen)?),
+        Some(a) => Some(crate::admin::bind(
+            a.listen,
+            inherited.take(a.listen).into_iter().next(),
+        )?),
         None => None,
     };
+    let mut bound = listener::bind_all(&config, workers, &mut inherited)?;
+    // Copies of every listening socket, for a binary upgrade to hand over.
+    let copies = config
+        .listeners
+        .iter()
+        .zip(&bound)
+        .map(|(l, b)| {
+            let fds = b
+                .sockets
+                .iter()
+                .map(upgrade::dup)
+                .collect::<Result<Vec<_>, _>>();
+            fds.map(|f| (l.bind, f))
+                .map_err(|e| format!("cannot duplicate a listening socket: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Socket j of a listener goes to worker j mod workers (inherited sets may be larger).
+    let mut per_worker: Vec<Vec<(usize, std::net::TcpListener)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for (li, b) in bound.iter_mut().enumerate() {
+        for (j, sock) in b.sockets.drain(..).enumerate() {
+            per_worker[j % workers].push((li, sock));
+        }
+    }
+    let mut per_worker = per_worker.into_iter();
     let shared = shared::Shared::start(&config, workers)?;
     // Registered before any worker starts, so a signal during start-up is not lost.
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -62,11 +92,7 @@ pub fn run(config: Config) -> Result<(), String> {
             selection: selection.clone(),
             config: config.clone(),
             shared: shared.clone(),
-            listeners: bound
-                .iter_mut()
-                .enumerate()
-                .map(|(li, b)| (li, b.sockets.remove(0)))
-                .collect(),
+            listeners: per_worker.next().unwrap_or_default(),
             control: rx,
             started: started_tx.clone(),
         };
@@ -99,15 +125,27 @@ pub fn run(config: Config) -> Result<(), String> {
         info!(listener = %b.name, addr = %b.addr, workers, "listening");
     }
     let (commands, command_rx) = std::sync::mpsc::channel();
+    let mut admin_link = None;
     if let (Some(listener), Some(admin)) = (admin_socket, &config.admin) {
-        let spec = crate::admin::Spec {
-            listener,
-            token: admin.token.clone(),
-            controls: controls.clone(),
-            commands: commands.clone(),
-            started,
-        };
-        if let Err(e) = crate::admin::start(spec) {
+        let (stop, stop_rx) = futures_channel::oneshot::channel();
+        let started_admin = upgrade::dup(&listener)
+            .map_err(|e| format!("cannot duplicate the admin socket: {e}"))
+            .and_then(|copy| {
+                admin_link = Some(supervisor::AdminLink {
+                    config: admin.clone(),
+                    socket: (admin.listen, vec![copy]),
+                    stop,
+                });
+                crate::admin::start(crate::admin::Spec {
+                    listener,
+                    token: admin.token.clone(),
+                    controls: controls.clone(),
+                    commands: commands.clone(),
+                    started,
+                    stop: stop_rx,
+                })
+            });
+        if let Err(e) = started_admin {
             drain_all(&controls);
             for h in handles {
                 let _ = h.join();
@@ -118,7 +156,9 @@ pub fn run(config: Config) -> Result<(), String> {
     info!(workers, driver = %selection.driver, config = %config.source, "coregate ready");
 
     sd_notify::notify("READY=1");
-    let supervisor = supervisor::Supervisor::new(config.clone(), shared, workers, controls);
+    upgrade::take_over();
+    let supervisor = supervisor::Supervisor::new(config.clone(), shared, workers, controls, copies)
+        .with_admin(admin_link);
     let supervisor_thread = std::thread::Builder::new()
         .name("coregate-main".into())
         .spawn(move || supervisor.run(command_rx))
@@ -131,7 +171,7 @@ pub fn run(config: Config) -> Result<(), String> {
             let mut draining = false;
             for sig in signals.forever() {
                 let cmd = match sig {
-                    SIGTERM | SIGINT if draining => {
+                    SIGTERM | SIGINT | SIGQUIT if draining => {
                         warn!("second stop signal: exiting without waiting for connections");
                         std::process::exit(1);
                     }
@@ -141,13 +181,22 @@ pub fn run(config: Config) -> Result<(), String> {
                             signal = sig,
                             "stopping: no new connections; open ones may finish"
                         );
-                        Command::Stop
+                        Command::Stop { handover: false }
+                    }
+                    SIGQUIT => {
+                        draining = true;
+                        info!("SIGQUIT: handing over to the upgraded process; draining");
+                        Command::Stop { handover: true }
                     }
                     SIGHUP => {
                         info!("SIGHUP: reloading the config");
                         Command::Reload(None)
                     }
                     SIGUSR1 => Command::ReopenLogs,
+                    SIGUSR2 => {
+                        info!("SIGUSR2: starting the new binary with the listening sockets");
+                        Command::Upgrade
+                    }
                     _ => continue,
                 };
                 let _ = signal_commands.send(cmd);

@@ -15,6 +15,8 @@ pub struct Shared {
     pub auth: Vec<AuthChain>,
     /// Per route with a rate limit: the workers' published demand, from which each takes its share.
     pub rate: Vec<Option<Arc<RateShared>>>,
+    /// Certificates and upstream trust of this version (a reload re-reads the files).
+    pub tls: crate::tls::TlsShared,
 }
 
 impl Shared {
@@ -31,8 +33,14 @@ impl Shared {
             .enumerate()
             .map(|(i, r)| AuthChain::build(&r.auth).map_err(|e| format!("route[{i}].auth: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = crate::tls::TlsShared::start(config, workers)?;
         let health = HealthTable::new(config);
-        health::start(config.clone(), health.clone())?;
-        Ok(Arc::new(Shared { health, auth, rate }))
+        health::start(config.clone(), health.clone(), tls.prober.clone())?;
+        Ok(Arc::new(Shared {
+            health,
+            auth,
+            rate,
+            tls,
+        }))
     }
 }

@@ -10,10 +10,12 @@
 use super::listener;
 use super::sd_notify;
 use super::shared::Shared;
+use super::upgrade::{self, SocketCopies};
 use super::worker::{Control, ListenerChange, Reload};
 use crate::config::Config;
 use futures_channel::mpsc::UnboundedSender;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -25,12 +27,15 @@ pub const RELOAD_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the supervisor can be asked to do.
 pub enum Command {
-    /// Drain and stop (SIGTERM/SIGINT).
-    Stop,
+    /// Drain and stop (SIGTERM/SIGINT); `handover` when an upgraded process took the sockets
+    /// (SIGQUIT from it).
+    Stop { handover: bool },
     /// Re-read the config file; the reply carries the new version or why not.
     Reload(Option<Sender<Result<u64, String>>>),
     /// SIGUSR1: reopen log files.
     ReopenLogs,
+    /// SIGUSR2: start the installed binary with our listening sockets; it stops us when ready.
+    Upgrade,
 }
 
 pub struct Supervisor {
@@ -41,9 +46,20 @@ pub struct Supervisor {
     shared: Arc<Shared>,
     /// Bind address of each current listener, in config order.
     binds: Vec<SocketAddr>,
+    /// Copies of each current listener's sockets, for a binary upgrade.
+    sockets: SocketCopies,
     version: u64,
-    /// The admin listener as started (not reloadable).
-    admin: Option<crate::config::AdminConfig>,
+    /// The admin listener, when there is one.
+    admin: Option<AdminLink>,
+}
+
+/// What the supervisor keeps of the admin listener: its config as started (it is not
+/// reloadable), a copy of its socket for a binary upgrade to inherit, and the signal that stops
+/// it accepting once a successor serves that socket.
+pub struct AdminLink {
+    pub config: crate::config::AdminConfig,
+    pub socket: (SocketAddr, Vec<std::os::fd::OwnedFd>),
+    pub stop: futures_channel::oneshot::Sender<()>,
 }
 
 impl Supervisor {
@@ -52,6 +68,7 @@ impl Supervisor {
         shared: Arc<Shared>,
         workers: usize,
         controls: Vec<UnboundedSender<Control>>,
+        sockets: SocketCopies,
     ) -> Supervisor {
         let path =
             (config.source != crate::demo::DEMO_SOURCE).then(|| PathBuf::from(&config.source));
@@ -60,18 +77,29 @@ impl Supervisor {
             workers,
             controls,
             binds: config.listeners.iter().map(|l| l.bind).collect(),
-            admin: config.admin.clone(),
+            admin: None,
+            sockets,
             config,
             shared,
             version: 1,
         }
     }
 
+    /// Adds the admin listener (started by `runtime::run`).
+    pub fn with_admin(mut self, admin: Option<AdminLink>) -> Supervisor {
+        self.admin = admin;
+        self
+    }
+
     /// Serves commands until asked to stop (or every sender is gone).
     pub fn run(mut self, commands: Receiver<Command>) {
+        let mut handover = false;
         while let Ok(cmd) = commands.recv() {
             match cmd {
-                Command::Stop => break,
+                Command::Stop { handover: h } => {
+                    handover = h;
+                    break;
+                }
                 Command::Reload(reply) => {
                     sd_notify::reloading();
                     let result = self.reload();
@@ -89,11 +117,31 @@ impl Supervisor {
                     }
                 }
                 Command::ReopenLogs => info!("SIGUSR1: no log files open to reopen"),
+                Command::Upgrade => match upgrade::spawn_successor(
+                    self.sockets
+                        .iter()
+                        .chain(self.admin.as_ref().map(|a| &a.socket)),
+                ) {
+                    Ok(pid) => info!(
+                        pid,
+                        "upgrade: new process started; it stops this one once ready"
+                    ),
+                    Err(e) => error!(error = %e, "upgrade failed; this process keeps serving"),
+                },
             }
         }
         sd_notify::notify("STOPPING=1");
+        // The successor serves the admin socket now: this process stops taking its connections
+        // (on a plain stop it keeps answering, /healthz saying 503, until the process exits).
+        if let Some(admin) = self.admin.take().filter(|_| handover) {
+            let _ = admin.stop.send(());
+        }
         for c in &self.controls {
-            let _ = c.unbounded_send(Control::Drain);
+            let _ = c.unbounded_send(if handover {
+                Control::Handover
+            } else {
+                Control::Drain
+            });
         }
     }
 
@@ -116,19 +164,31 @@ impl Supervisor {
         {
             warn!("runtime.workers, driver and pin take effect at the next start, not on reload");
         }
-        if config.admin != self.admin {
+        if config.admin.as_ref() != self.admin.as_ref().map(|a| &a.config) {
             warn!("[admin] changed: the admin listener keeps its address and token until the next start");
         }
         let config = Arc::new(config);
         // Keep the sockets of listeners whose address did not change; bind the others first.
         let mut changes: Vec<Vec<ListenerChange>> = (0..self.workers).map(|_| Vec::new()).collect();
+        // Per new listener: copies of newly bound sockets (kept ones reuse the old copies).
+        let mut copies: Vec<Option<(SocketAddr, Vec<OwnedFd>)>> = Vec::new();
         for l in &config.listeners {
             match self.binds.iter().position(|b| *b == l.bind) {
-                Some(old) => changes
-                    .iter_mut()
-                    .for_each(|c| c.push(ListenerChange::Keep(old))),
+                Some(old) => {
+                    for c in changes.iter_mut() {
+                        c.push(ListenerChange::Keep(old));
+                    }
+                    copies.push(None);
+                }
                 None => {
-                    let bound = listener::bind_one(l, self.workers)?;
+                    let bound = listener::bind_one(l, self.workers, &mut Default::default())?;
+                    let dups = bound
+                        .sockets
+                        .iter()
+                        .map(upgrade::dup)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| format!("cannot duplicate a socket: {e}"))?;
+                    copies.push(Some((l.bind, dups)));
                     for (c, sock) in changes.iter_mut().zip(bound.sockets) {
                         c.push(ListenerChange::New(sock));
                     }
@@ -161,6 +221,21 @@ impl Supervisor {
             }
         }
         self.shared.health.retire();
+        let mut old_copies: Vec<Option<(SocketAddr, Vec<OwnedFd>)>> =
+            std::mem::take(&mut self.sockets)
+                .into_iter()
+                .map(Some)
+                .collect();
+        self.sockets = copies
+            .into_iter()
+            .zip(&config.listeners)
+            .filter_map(|(c, l)| {
+                c.or_else(|| {
+                    let old = self.binds.iter().position(|b| *b == l.bind)?;
+                    old_copies.get_mut(old)?.take()
+                })
+            })
+            .collect();
         self.binds = config.listeners.iter().map(|l| l.bind).collect();
         self.config = config;
         self.shared = shared;

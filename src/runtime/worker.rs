@@ -20,7 +20,7 @@ use crate::route::RouteTable;
 use crate::upstream::UpstreamState;
 use futures_channel::mpsc::UnboundedReceiver;
 use futures_core::Stream;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::TcpListener as StdListener;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -38,6 +38,10 @@ pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 pub enum Control {
     /// Stop accepting, finish open connections, exit.
     Drain,
+    /// Like `Drain`, for a binary upgrade: a successor now accepts on the same sockets, so idle
+    /// kept-alive connections get a grace period for one more request (answered with
+    /// `connection: close`) instead of being closed under a client that may be sending.
+    Handover,
     /// Switch to a new config version.
     Reload(Box<Reload>),
     /// Copy this worker's metrics and gauges into a snapshot for the admin thread.
@@ -104,8 +108,12 @@ pub struct WorkerCtx {
     /// This worker's metrics (outlives versions) and where this version's series count in it.
     pub metrics: Rc<Shard>,
     pub slots: Slots,
+    /// The drain is a handover to an upgraded process (see `Control::Handover`).
+    pub handover: Rc<Cell<bool>>,
     /// The version that replaced this one, with the listener renumbering (old → new index).
     successor: RefCell<Option<Successor>>,
+    /// TLS listeners' server configs and this worker's upstream connectors.
+    pub tls: crate::tls::WorkerTls,
 }
 
 /// A newer version and, per listener index of the older one, its index in the newer (`None`:
@@ -142,6 +150,8 @@ impl WorkerCtx {
             drain: base.drain,
             metrics: base.metrics,
             slots,
+            handover: base.handover,
+            tls: crate::tls::WorkerTls::new(&shared.tls, index),
             config,
             shared,
             successor: RefCell::new(None),
@@ -180,6 +190,7 @@ struct Base {
     conns: Rc<Connections>,
     drain: Rc<Latch>,
     metrics: Rc<Shard>,
+    handover: Rc<Cell<bool>>,
 }
 
 /// The worker's current version, read by accept loops and housekeeping at each turn.
@@ -267,6 +278,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             ),
             drain: Rc::new(Latch::default()),
             metrics: Shard::new(),
+            handover: Rc::default(),
         },
     );
     let shell = Rc::new(Shell {
@@ -298,6 +310,10 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             }
             Some(Control::Scrape(reply)) => {
                 let _ = reply.send(Snapshot::take(&shell.current(), pinned, selection.driver));
+            }
+            Some(Control::Handover) => {
+                shell.current().handover.set(true);
+                break;
             }
             Some(Control::Drain) | None => break,
         }
@@ -338,6 +354,10 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
                 reuse_ratio = format_args!("{:.4}", st.reused as f64 / st.requests as f64), "upstream connection reuse");
         }
     }
+    let (handshakes, failed) = crate::tls::handshake_counts();
+    if handshakes + failed > 0 {
+        info!(worker = index, handshakes, failed, "TLS handshakes");
+    }
     info!(worker = index, "worker stopped");
 }
 
@@ -363,6 +383,7 @@ fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Resu
             conns: old.conns.clone(),
             drain: old.drain.clone(),
             metrics: old.metrics.clone(),
+            handover: old.handover.clone(),
         },
     );
     carry_pools(&old, &mut next);
@@ -381,7 +402,8 @@ fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Resu
     for (new_i, change) in r.listeners.into_iter().enumerate() {
         match change {
             ListenerChange::Keep(o) => {
-                if let Some(pos) = slots.iter().position(|s| s.index() == o) {
+                // A listener may have several sockets here (inherited from an upgrade).
+                while let Some(pos) = slots.iter().position(|s| s.index() == o) {
                     let slot = slots.swap_remove(pos);
                     slot.renumber(new_i);
                     accepts.push(slot);

@@ -8,7 +8,8 @@
 //! `interval × unhealthy` (down) or `interval × healthy` (up), plus one probe `timeout`.
 
 use crate::config::{Config, HealthCheck};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use crate::tls::client::Connector;
+use crate::tls::Stream;
 use monoio::net::TcpStream;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -72,7 +73,12 @@ impl HealthTable {
 }
 
 /// Starts the prober thread when some upstream has `[upstream.health_check]`.
-pub fn start(config: Arc<Config>, table: Arc<HealthTable>) -> Result<(), String> {
+/// `tls` holds a connector per upstream with `tls` (probes then handshake too).
+pub fn start(
+    config: Arc<Config>,
+    table: Arc<HealthTable>,
+    tls: Vec<Option<Connector>>,
+) -> Result<(), String> {
     if config.upstreams.iter().all(|u| u.health_check.is_none()) {
         return Ok(());
     }
@@ -83,7 +89,7 @@ pub fn start(config: Arc<Config>, table: Arc<HealthTable>) -> Result<(), String>
                 .enable_timer()
                 .build();
             match rt {
-                Ok(mut rt) => rt.block_on(probe_all(config, table)),
+                Ok(mut rt) => rt.block_on(probe_all(config, table, tls)),
                 Err(e) => warn!(error = %e, "health checks disabled: cannot start their runtime"),
             }
         })
@@ -91,14 +97,15 @@ pub fn start(config: Arc<Config>, table: Arc<HealthTable>) -> Result<(), String>
         .map_err(|e| format!("cannot start the health-check thread: {e}"))
 }
 
-async fn probe_all(config: Arc<Config>, table: Arc<HealthTable>) {
+async fn probe_all(config: Arc<Config>, table: Arc<HealthTable>, tls: Vec<Option<Connector>>) {
     let mut tasks = Vec::new();
     for (ui, u) in config.upstreams.iter().enumerate() {
         let Some(hc) = &u.health_check else { continue };
         for (ei, ep) in u.endpoints.iter().enumerate() {
             let (table, hc, name, addr) = (table.clone(), hc.clone(), u.name.clone(), ep.addr);
+            let tls = tls.get(ui).cloned().flatten();
             tasks.push(monoio::spawn(async move {
-                watch(&table, ui, ei, &hc, &name, addr).await
+                watch(&table, ui, ei, &hc, &name, addr, tls.as_ref()).await
             }));
         }
     }
@@ -115,15 +122,16 @@ async fn watch(
     hc: &HealthCheck,
     upstream: &str,
     addr: SocketAddr,
+    tls: Option<&Connector>,
 ) {
     let state = &table.upstreams[ui][ei];
     let (mut oks, mut fails) = (0u32, 0u32);
     while !table.retired.load(Ordering::Relaxed) {
-        let result = match monoio::time::timeout(hc.timeout, probe(addr, hc.path.as_deref())).await
-        {
-            Ok(r) => r,
-            Err(_) => Err("timed out".to_string()),
-        };
+        let result =
+            match monoio::time::timeout(hc.timeout, probe(addr, hc.path.as_deref(), tls)).await {
+                Ok(r) => r,
+                Err(_) => Err("timed out".to_string()),
+            };
         let down = state.down.load(Ordering::Relaxed);
         match result {
             Ok(()) => {
@@ -146,21 +154,33 @@ async fn watch(
     }
 }
 
-/// One probe: a TCP connect, or with `path` an HTTP GET that must answer 2xx or 3xx.
-async fn probe(addr: SocketAddr, path: Option<&str>) -> Result<(), String> {
-    let mut s = TcpStream::connect_addr(addr)
+/// One probe: a TCP connect (and TLS handshake for a TLS upstream), or with `path` an HTTP GET
+/// that must answer 2xx or 3xx.
+async fn probe(
+    addr: SocketAddr,
+    path: Option<&str>,
+    tls: Option<&Connector>,
+) -> Result<(), String> {
+    let tcp = TcpStream::connect_addr(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    let mut s = match tls {
+        None => Stream::Plain(tcp),
+        Some(c) => c
+            .handshake(tcp, addr)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?,
+    };
     let Some(path) = path else { return Ok(()) };
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: coregate-health\r\nConnection: close\r\n\r\n"
     );
-    let (r, _) = s.write_all(req.into_bytes()).await;
+    let (r, _) = crate::proxy::buffered::write_all(&mut s, req.into_bytes()).await;
     r.map_err(|e| format!("send: {e}"))?;
     let mut got = Vec::with_capacity(PROBE_READ);
     while !got.contains(&b'\n') && got.len() < PROBE_READ {
         let buf = Vec::with_capacity(PROBE_READ - got.len());
-        let (r, buf) = s.read(buf).await;
+        let (r, buf) = s.read_into(buf).await;
         match r {
             Ok(0) => break,
             Ok(_) => got.extend_from_slice(&buf),

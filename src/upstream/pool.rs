@@ -3,13 +3,13 @@
 //! Idle connections hold only their socket (no buffer). A connection is checked for a close
 //! from the upstream before it is handed out again.
 
-use monoio::net::TcpStream;
+use crate::tls::Stream;
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 struct Idle {
-    stream: TcpStream,
+    stream: Stream,
     since: Instant,
 }
 
@@ -33,7 +33,7 @@ impl Pool {
 
     /// The most recently used connection to `endpoint` that is within its idle timeout and,
     /// when `verify`, has not been closed by the upstream.
-    pub fn checkout(&mut self, endpoint: usize, verify: bool) -> Option<TcpStream> {
+    pub fn checkout(&mut self, endpoint: usize, verify: bool) -> Option<Stream> {
         let now = Instant::now();
         let queue = self.idle.get_mut(endpoint)?;
         while let Some(c) = queue.pop_back() {
@@ -47,7 +47,7 @@ impl Pool {
     }
 
     /// Parks a connection whose last exchange ended cleanly; the oldest goes when full.
-    pub fn checkin(&mut self, endpoint: usize, stream: TcpStream) {
+    pub fn checkin(&mut self, endpoint: usize, stream: Stream) {
         if self.max_idle == 0 {
             return;
         }
@@ -88,7 +88,7 @@ impl Pool {
 /// True when the upstream has neither closed the connection nor sent anything unasked.
 ///
 /// One non-blocking `recv(MSG_PEEK)`: cheaper than a failed request on a dead connection.
-fn still_open(stream: &TcpStream) -> bool {
+fn still_open(stream: &Stream) -> bool {
     let mut byte = 0u8;
     // SAFETY: recv on a socket fd we own, into one valid byte of stack memory.
     let n = unsafe {

@@ -135,31 +135,7 @@ impl Checker<'_> {
         };
         let tls = match l.tls {
             None => None,
-            Some(t) => {
-                let span = t.span();
-                let t = t.into_inner();
-                let mut certs = Vec::new();
-                match (t.cert, t.key) {
-                    (Some(c), Some(k)) => certs.push((c, k)),
-                    (None, None) => {}
-                    _ => {
-                        return Err(self.src.error(
-                            span,
-                            key("tls"),
-                            "`cert` and `key` go together",
-                        ))
-                    }
-                }
-                certs.extend(t.certs.into_iter().map(|c| (c.cert, c.key)));
-                if certs.is_empty() {
-                    return Err(self.src.error(
-                        span,
-                        key("tls"),
-                        "needs `cert` and `key`, or [[listener.tls.certs]]",
-                    ));
-                }
-                Some(ListenerTls { certs })
-            }
+            Some(t) => Some(self.listener_tls(t, &key)?),
         };
         let max_connections = match l.max_connections {
             None => None,
@@ -177,5 +153,145 @@ impl Checker<'_> {
             accept_proxy_protocol,
             tls,
         })
+    }
+}
+
+impl Checker<'_> {
+    /// `listener.tls`: every file is read and checked now (exists, parses, key matches cert), so
+    /// `check` catches what `run` would fail on.
+    fn listener_tls(
+        &self,
+        t: Spanned<ListenerTlsFile>,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<ListenerTls> {
+        let span = t.span();
+        let t = t.into_inner();
+        let mut pairs = Vec::new();
+        match (t.cert, t.key) {
+            (Some(c), Some(k)) => pairs.push((c, k, "tls".to_string())),
+            (None, None) => {}
+            _ => {
+                return Err(self
+                    .src
+                    .error(span, key("tls"), "`cert` and `key` go together"))
+            }
+        }
+        for (j, c) in t.certs.into_iter().enumerate() {
+            pairs.push((c.cert, c.key, format!("tls.certs[{j}]")));
+        }
+        if pairs.is_empty() {
+            return Err(self.src.error(
+                span,
+                key("tls"),
+                "needs `cert` and `key`, or [[listener.tls.certs]]",
+            ));
+        }
+        let provider = crate::tls::certs::provider();
+        let mut certs = Vec::new();
+        for (c, k, at) in pairs {
+            let cert = self.resolve_path(c.get_ref());
+            let pkey = self.resolve_path(k.get_ref());
+            crate::tls::certs::certificates(&cert)
+                .map_err(|e| self.at(&c, key(&format!("{at}.cert")), e))?;
+            crate::tls::certs::load(&cert, &pkey, &provider)
+                .map_err(|e| self.at(&k, key(&format!("{at}.key")), e))?;
+            certs.push((cert, pkey));
+        }
+        let handshake_timeout = match &t.handshake_timeout {
+            None => d::TLS_HANDSHAKE_TIMEOUT,
+            Some(h) if h.get_ref().0.is_zero() => {
+                return Err(self.at(h, key("tls.handshake_timeout"), "must be longer than 0s"))
+            }
+            Some(h) => h.get_ref().0,
+        };
+        let min_version = match t.min_version.as_ref().map(|v| (v, v.get_ref().as_str())) {
+            None => tls_version(d::TLS_MIN_VERSION).expect("default TLS version parses"),
+            Some((v, s)) => tls_version(s).ok_or_else(|| {
+                self.at(
+                    v,
+                    key("tls.min_version"),
+                    format!("unknown version {s:?}: expected \"1.2\" or \"1.3\" (older ones are never offered)"),
+                )
+            })?,
+        };
+        let alpn = match &t.alpn {
+            None => d::TLS_ALPN.iter().map(|p| p.to_string()).collect(),
+            Some(list) => {
+                for p in list {
+                    if p.get_ref() != "http/1.1" {
+                        return Err(self.at(
+                            p,
+                            key("tls.alpn"),
+                            format!("unsupported protocol {:?}: only \"http/1.1\" is served (h2 is not built yet)", p.get_ref()),
+                        ));
+                    }
+                }
+                list.iter().map(|p| p.get_ref().clone()).collect()
+            }
+        };
+        let client_auth = match t.client_ca {
+            None => {
+                for (v, k) in [
+                    (&t.client_auth, "tls.client_auth"),
+                    (&t.client_subject_header, "tls.client_subject_header"),
+                ] {
+                    if let Some(v) = v {
+                        return Err(self.at(v, key(k), "needs `client_ca`"));
+                    }
+                }
+                None
+            }
+            Some(ca) => {
+                let path = self.resolve_path(ca.get_ref());
+                crate::tls::certs::roots(&path)
+                    .map_err(|e| self.at(&ca, key("tls.client_ca"), e))?;
+                let required = match t.client_auth.as_ref().map(|a| (a, a.get_ref().as_str())) {
+                    None => d::TLS_CLIENT_AUTH == "required",
+                    Some((_, "required")) => true,
+                    Some((_, "optional")) => false,
+                    Some((a, other)) => {
+                        return Err(self.at(
+                            a,
+                            key("tls.client_auth"),
+                            format!("unknown value {other:?}: expected required or optional"),
+                        ))
+                    }
+                };
+                let subject_header = match &t.client_subject_header {
+                    None => d::TLS_CLIENT_SUBJECT_HEADER.to_string(),
+                    Some(h) => super::httparse_token(h.get_ref())
+                        .ok_or_else(|| {
+                            self.at(
+                                h,
+                                key("tls.client_subject_header"),
+                                format!("invalid header name {:?}", h.get_ref()),
+                            )
+                        })?
+                        .to_ascii_lowercase(),
+                };
+                Some(ClientAuth {
+                    ca: path,
+                    required,
+                    subject_header,
+                })
+            }
+        };
+        Ok(ListenerTls {
+            certs,
+            handshake_timeout,
+            min_version,
+            alpn,
+            strict_sni: t.strict_sni.unwrap_or(d::TLS_STRICT_SNI),
+            session_tickets: t.session_tickets.unwrap_or(d::TLS_SESSION_TICKETS),
+            client_auth,
+        })
+    }
+}
+
+fn tls_version(s: &str) -> Option<TlsVersion> {
+    match s {
+        "1.2" => Some(TlsVersion::V12),
+        "1.3" => Some(TlsVersion::V13),
+        _ => None,
     }
 }

@@ -104,6 +104,12 @@ impl Checker<'_> {
                 ));
             }
         }
+        if let Some(a) = admin.as_ref().filter(|a| binds.contains(&a.listen)) {
+            return Err(self.src.error_at_file(
+                "admin.listen",
+                format!("address {} is also a listener's bind", a.listen),
+            ));
+        }
         let mut seen_routes = HashSet::new();
         let mut routes = Vec::with_capacity(f.routes.len());
         for (i, r) in f.routes.into_iter().enumerate() {

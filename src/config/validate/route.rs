@@ -254,8 +254,13 @@ impl Checker<'_> {
     }
 
     /// The config file's path, which relative key file paths are resolved against.
-    fn config_path(&self) -> &Path {
+    pub(super) fn config_path(&self) -> &Path {
         Path::new(self.src.name)
+    }
+
+    /// A path from the config, relative to the config file's directory (like auth key files).
+    pub(super) fn resolve_path(&self, path: &str) -> std::path::PathBuf {
+        crate::auth::load::resolve(self.config_path(), path)
     }
 
     fn auth_ip(&self, ip: Spanned<IpRulesFile>, key: &str) -> Result<Auth> {

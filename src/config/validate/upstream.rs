@@ -127,10 +127,10 @@ impl Checker<'_> {
             max_idle_per_worker: u.max_idle_per_worker.unwrap_or(d::MAX_IDLE_PER_WORKER),
             max_fails: u.max_fails.unwrap_or(d::MAX_FAILS),
             fail_timeout: positive(u.fail_timeout, "fail_timeout", d::FAIL_TIMEOUT)?,
-            tls: u.tls.map(|t| UpstreamTls {
-                sni: t.sni,
-                ca: t.ca,
-            }),
+            tls: match u.tls {
+                None => None,
+                Some(t) => Some(self.upstream_tls(t.into_inner(), &key)?),
+            },
             health_check,
             circuit_breaker,
             name: u.name.into_inner(),
@@ -151,5 +151,36 @@ fn resolve(addr: &str) -> std::result::Result<SocketAddr, String> {
             .next()
             .ok_or_else(|| format!("{addr:?} resolves to no address")),
         Err(e) => Err(format!("cannot resolve {addr:?}: {e}")),
+    }
+}
+
+impl Checker<'_> {
+    /// `upstream.tls`: the SNI must be a DNS name; the CA file must hold usable certificates.
+    fn upstream_tls(
+        &self,
+        t: UpstreamTlsFile,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<UpstreamTls> {
+        if let Some(s) = &t.sni {
+            if !super::valid_host_pattern(s.get_ref()) || s.get_ref().starts_with("*.") {
+                return Err(self.at(
+                    s,
+                    key("tls.sni"),
+                    format!("invalid server name {:?}", s.get_ref()),
+                ));
+            }
+        }
+        let ca = match &t.ca {
+            None => None,
+            Some(c) => {
+                let path = self.resolve_path(c.get_ref());
+                crate::tls::certs::roots(&path).map_err(|e| self.at(c, key("tls.ca"), e))?;
+                Some(path)
+            }
+        };
+        Ok(UpstreamTls {
+            sni: t.sni.map(|s| s.into_inner().to_ascii_lowercase()),
+            ca,
+        })
     }
 }
