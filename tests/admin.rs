@@ -718,14 +718,28 @@ fn token_is_required_when_set() {
 }
 
 #[test]
-fn token_must_be_long_enough() {
-    let (code, err, _, _) =
-        check("[admin]\ntoken = \"short\"\n[[listener]]\nname = \"w\"\nbind = \"127.0.0.1:1\"\n");
+fn admin_keys_are_checked() {
+    let listener = "[[listener]]\nname = \"w\"\nbind = \"127.0.0.1:1\"\n";
+    let (code, err, _, _) = check(&format!("[admin]\ntoken = \"short\"\n{listener}"));
     assert_eq!(code, 1);
     assert!(
         err.contains("admin.token") && err.contains("at least 16"),
         "{err}"
     );
+    let spaced = "[admin]\ntoken = \"has a space 0123456789\"\n";
+    let (code, err, _, _) = check(&format!("{spaced}{listener}"));
+    assert_eq!(code, 1);
+    assert!(err.contains("admin.token"), "{err}");
+    let (code, err, _, _) = check(&format!("[admin]\nlisten = \"127.0.0.1:1\"\n{listener}"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("admin.listen") && err.contains("listener"),
+        "{err}"
+    );
+    let good = "[admin]\nlisten = \"127.0.0.1:2\"\ntoken = \"0123456789abcdef\"\n";
+    let (code, err, _, _) = check(&format!("{good}{listener}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("not enforced"), "{err}");
 }
 
 #[test]
