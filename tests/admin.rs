@@ -836,3 +836,39 @@ fn the_admin_socket_is_handed_over_by_a_binary_upgrade() {
     assert_eq!(s["pid"], pid, "{s}");
     assert_eq!(admin(admin_port, "GET", "/healthz", "").status, 200);
 }
+
+#[test]
+fn access_log_lines_are_counted() {
+    let up = Upstream::ok("ok");
+    let (web, admin_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let cfg = basic_config(
+        web,
+        up.addr,
+        1,
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[log]\naccess_log = \"{}\"\n",
+            log.display()
+        ),
+    );
+    let _g = Gateway::start(&cfg);
+    for _ in 0..3 {
+        assert_eq!(roundtrip(addr(web), GET_APP).status, 200);
+    }
+    let text = wait_sample(admin_port, "coregate_access_log_lines_total", 3.0);
+    assert_eq!(
+        sample(&text, "coregate_access_log_dropped_total"),
+        Some(0.0)
+    );
+    // Without an access log, no such series.
+    let (web2, admin2) = (free_port(), free_port());
+    let cfg = basic_config(
+        web2,
+        up.addr,
+        1,
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin2}\"\n"),
+    );
+    let _g2 = Gateway::start(&cfg);
+    assert!(!metrics(admin2).contains("coregate_access_log"));
+}

@@ -173,4 +173,4 @@ impl std::fmt::Debug for AuthChain {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

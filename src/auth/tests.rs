@@ -1008,7 +1008,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
-fn allocations_during(f: impl FnOnce()) -> usize {
+/// Allocations this thread made while `f` ran (the whole test binary counts: see `Counting`).
+pub(crate) fn allocations_during(f: impl FnOnce()) -> usize {
     let before = ALLOCATIONS.with(Cell::get);
     f();
     ALLOCATIONS.with(Cell::get) - before

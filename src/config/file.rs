@@ -58,7 +58,7 @@ pub struct LimitsFile {
 #[serde(deny_unknown_fields)]
 pub struct LogFile {
     pub level: Option<Spanned<String>>,
-    pub access_log: Option<String>,
+    pub access_log: Option<Spanned<String>>,
     pub access_format: Option<Spanned<String>>,
 }
 

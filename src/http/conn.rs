@@ -3,9 +3,14 @@
 //!
 //! An idle connection holds no buffer: it waits for readability, then borrows one from the
 //! worker's pool, and gives it back once nothing is buffered.
+//!
+//! Every request that got a byte in ends in exactly one access log line (`log::access`),
+//! whoever answered it: the upstream, or coregate itself (400, 404, 408, 413, 429, ...); a
+//! client that leaves before any response is logged as 499, like nginx.
 
 use super::h1::{HeadLimits, RequestHead, ResponseHead};
 use super::status;
+use crate::log::access::Entry;
 use crate::proxy::buffered::{Buffered, Stream};
 use crate::proxy::error::{Kind, ProxyError, Side, Step};
 use crate::proxy::{exchange, headers::target_parts, Answer, Outcome};
@@ -76,15 +81,16 @@ pub async fn serve(
         };
         let started = Instant::now();
         let deadline = started + limits.client_header_timeout;
+        let mut entry = ctx.access.entry(peer.ip());
         loop {
             match head.parse(client.buffered(), &head_limits) {
                 Ok(Some(_)) => break,
-                Ok(None) => {}
+                Ok(None) => ctx.access.partial(&mut entry, client.buffered(), &ctx.bufs),
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "bad request head");
                     ctx.record()
                         .answered(listener, None, e.status(), started.elapsed());
-                    return reject(&ctx, &mut client, e.status()).await;
+                    return reject_raw(&ctx, &mut client, e.status(), &mut entry).await;
                 }
             }
             let before = client.buffered().len();
@@ -92,7 +98,7 @@ pub async fn serve(
                 Ok(Ok(0)) if before >= limits.max_request_head => {
                     ctx.record()
                         .answered(listener, None, 431, started.elapsed());
-                    return reject(&ctx, &mut client, 431).await;
+                    return reject_raw(&ctx, &mut client, 431, &mut entry).await;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return finish(&ctx, client), // closed mid-head: nobody to answer
                 Ok(Ok(_)) => {}
@@ -100,10 +106,12 @@ pub async fn serve(
                 Err(_) => {
                     ctx.record()
                         .answered(listener, None, 408, started.elapsed());
-                    return reject(&ctx, &mut client, 408).await;
+                    return reject_raw(&ctx, &mut client, 408, &mut entry).await;
                 }
             }
         }
+        ctx.access
+            .begin(&mut entry, client.buffered(), &head, &ctx.bufs);
         let route = {
             let buf = client.buffered();
             let host = head.host().map_or(&b""[..], |r| &buf[r]);
@@ -115,23 +123,29 @@ pub async fn serve(
                 .unwrap_or(404);
             ctx.record()
                 .answered(listener, None, code, started.elapsed());
-            return reject(&ctx, &mut client, code).await;
+            return reject(&ctx, &mut client, code, &mut entry).await;
         };
-        let result = exchange(&ctx, &mut client, &head, &mut resp, route, peer).await;
-        if let Some(code) = answered_status(&result, &resp) {
+        entry.route = Some(route);
+        let outcome = exchange(&ctx, &mut client, &head, &mut resp, route, peer, &mut entry).await;
+        if let Some(code) = answered_status(&outcome, &resp) {
             ctx.record()
                 .answered(listener, Some(route), code, started.elapsed());
         }
-        match result {
-            Ok(Outcome::KeepAlive) => {}
-            Ok(Outcome::Close) => return finish(&ctx, client),
+        match outcome {
+            Ok(Outcome::KeepAlive) => ctx.access.finish(&mut entry, &ctx.bufs),
+            Ok(Outcome::Close) => {
+                ctx.access.finish(&mut entry, &ctx.bufs);
+                return finish(&ctx, client);
+            }
             Ok(Outcome::Answer(a)) => {
-                if !answer(&ctx, &mut client, &head, &a).await {
+                if !answer(&ctx, &mut client, &head, &a, &mut entry).await {
                     return;
                 }
             }
             Ok(Outcome::Upgrade(upstream)) => {
-                return crate::proxy::tunnel_run(client, upstream, ctx.bufs.clone()).await
+                // Logged at the 101: the tunnel's bytes are not HTTP's.
+                ctx.access.finish(&mut entry, &ctx.bufs);
+                return crate::proxy::tunnel_run(client, upstream, ctx.bufs.clone()).await;
             }
             Err(failure) => {
                 let e = failure.error;
@@ -140,11 +154,17 @@ pub async fn serve(
                     _ => tracing::warn!(%peer, route, error = %e, "proxy error"),
                 }
                 if failure.responded {
-                    return finish(&ctx, client); // mid-response: only an abrupt close is honest
+                    // Mid-response: only an abrupt close is honest. Logged with the status sent.
+                    ctx.access.finish(&mut entry, &ctx.bufs);
+                    return finish(&ctx, client);
                 }
                 match status::for_error(&e) {
-                    Some(code) => return reject(&ctx, &mut client, code).await,
-                    None => return finish(&ctx, client),
+                    Some(code) => return reject(&ctx, &mut client, code, &mut entry).await,
+                    None => {
+                        entry.status = CLIENT_CLOSED;
+                        ctx.access.finish(&mut entry, &ctx.bufs);
+                        return finish(&ctx, client);
+                    }
                 }
             }
         }
@@ -173,12 +193,21 @@ fn finish(ctx: &WorkerCtx, mut client: Buffered) {
     }
 }
 
+/// The status logged for a client that went away before it got a response (nginx's 499).
+pub const CLIENT_CLOSED: u16 = 499;
+
 /// Sends a policy answer (fallback, 503, 429, 401, 403). Keeps the connection when the request
 /// had no body and keep-alive allows; otherwise closes with lingering. Returns whether to go on.
-async fn answer(ctx: &WorkerCtx, client: &mut Buffered, head: &RequestHead, a: &Answer) -> bool {
+async fn answer(
+    ctx: &WorkerCtx,
+    client: &mut Buffered,
+    head: &RequestHead,
+    a: &Answer,
+    entry: &mut Entry,
+) -> bool {
     let close = head.framing().has_body() || !head.keep_alive() || ctx.drain.is_set();
     let mut digits = [0u8; 20];
-    let mut headers: [(&str, &str); 2] = [("", ""); 2];
+    let mut headers: [(&str, &str); 3] = [("", ""); 3];
     let mut n = 0;
     if let Some(secs) = a.retry_after {
         // Formatted on the stack: a flood of rejected requests allocates nothing.
@@ -195,10 +224,18 @@ async fn answer(ctx: &WorkerCtx, client: &mut Buffered, head: &RequestHead, a: &
         headers[n] = ("www-authenticate", v);
         n += 1;
     }
+    let id = entry.id;
+    if !id.is_empty() {
+        headers[n] = (crate::log::request_id::HEADER, id.as_str());
+        n += 1;
+    }
     let body = a
         .fallback
         .and_then(|r| ctx.config.routes[r].fallback.as_ref())
         .map(|f| f.body.as_str());
+    entry.status = a.status;
+    entry.bytes = body.map_or(status::error_body_len(a.status), |b| b.len() as u64);
+    ctx.access.finish(entry, &ctx.bufs);
     let mut out = ctx.bufs.take();
     status::write_local(
         &mut out,
@@ -220,10 +257,19 @@ async fn answer(ctx: &WorkerCtx, client: &mut Buffered, head: &RequestHead, a: &
 }
 
 /// Answers with an error status and closes, lingering so the answer is not lost to a reset.
-async fn reject(ctx: &WorkerCtx, client: &mut Buffered, code: u16) {
+async fn reject(ctx: &WorkerCtx, client: &mut Buffered, code: u16, entry: &mut Entry) {
     let mut out = ctx.bufs.take();
-    status::write_error(&mut out, code);
+    status::write_error(&mut out, code, entry.id.as_bytes());
+    entry.status = code;
+    entry.bytes = status::error_body_len(code);
+    ctx.access.finish(entry, &ctx.bufs);
     linger(ctx, client, out).await;
+}
+
+/// `reject` for a head that did not parse (or arrive): the log shows its first line as sent.
+async fn reject_raw(ctx: &WorkerCtx, client: &mut Buffered, code: u16, entry: &mut Entry) {
+    ctx.access.begin_raw(entry, client.buffered(), &ctx.bufs);
+    reject(ctx, client, code, entry).await
 }
 
 /// Writes `out` (a response that ends the connection), then closes like nginx's lingering close.

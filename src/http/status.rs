@@ -43,14 +43,30 @@ pub fn reason(code: u16) -> &'static str {
     }
 }
 
-/// Appends a complete error response that closes the connection: `<code> <reason>\n` as body.
-pub fn write_error(out: &mut Vec<u8>, code: u16) {
+/// Length of the body `write_error` (and `write_local` without a body) sends.
+pub fn error_body_len(code: u16) -> u64 {
+    reason(code).len() as u64 + 5
+}
+
+/// Appends a complete error response that closes the connection: `<code> <reason>\n` as body,
+/// and the request's id (when it has one).
+pub fn write_error(out: &mut Vec<u8>, code: u16, request_id: &[u8]) {
     use std::io::Write;
     let reason = reason(code);
     let _ = write!(
         out,
-        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{code} {reason}\n",
-        reason.len() + 5
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\n"
+    );
+    if !request_id.is_empty() {
+        out.extend_from_slice(crate::log::request_id::HEADER.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(request_id);
+        out.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(
+        out,
+        "content-length: {}\r\nconnection: close\r\n\r\n{code} {reason}\n",
+        error_body_len(code)
     );
 }
 
@@ -121,10 +137,12 @@ mod tests {
     #[test]
     fn error_response_is_framed() {
         let mut out = Vec::new();
-        super::write_error(&mut out, 431);
+        super::write_error(&mut out, 431, b"abc");
         let text = String::from_utf8(out).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
         assert!(head.contains(&format!("content-length: {}", body.len())));
+        assert!(head.contains("\r\nx-request-id: abc\r\n"));
+        assert_eq!(body.len() as u64, super::error_body_len(431));
     }
 }

@@ -10,6 +10,7 @@ use super::proxy_protocol::{encode_v1, encode_v2};
 use super::pump::{pump, End, Moved, Path, Shared};
 use super::sni::{self, Sni, MAX_NAME_LEN};
 use crate::config::{ProxyProtocol, TcpForward};
+use crate::log::format::TcpLine;
 use crate::runtime::connections::ConnectionGuard;
 use crate::runtime::worker::WorkerCtx;
 use crate::upstream::balance::ip_key;
@@ -35,6 +36,7 @@ pub async fn serve(
     let crate::config::Protocol::Tcp(fwd) = &listener.protocol else {
         return;
     };
+    let started = Instant::now();
     let timeout = ctx.config.limits.client_header_timeout;
     let addrs = match &listener.accept_proxy_protocol {
         None => Addresses {
@@ -49,12 +51,24 @@ pub async fn serve(
             }
         },
     };
+    // The access log line, written when the connection ends (however it ends).
+    let log = |end: &str, upstream: Option<SocketAddr>, sent: u64, received: u64| {
+        ctx.access.tcp(&TcpLine {
+            client: addrs.client.ip(),
+            listener: &listener.name,
+            end,
+            bytes_sent: received,
+            bytes_received: sent,
+            duration: started.elapsed(),
+            upstream,
+        })
+    };
     let Some(upstream) = choose_upstream(&ctx, fwd, &client, &addrs).await else {
         debug!(listener = %listener.name, client = %addrs.client, "no upstream for this connection; closed");
-        return;
+        return log("no_upstream", None, 0, 0);
     };
     let Some((endpoint, mut up)) = connect(&ctx, upstream, &addrs).await else {
-        return;
+        return log("connect_failed", None, 0, 0);
     };
     if fwd.proxy_protocol != ProxyProtocol::Off {
         let mut header = Vec::with_capacity(super::proxy_protocol::MAX_HEADER_LEN);
@@ -66,7 +80,7 @@ pub async fn serve(
         let (res, _) = up.write_all(header).await;
         if let Err(e) = res {
             debug!(%endpoint, error = %e, "sending the PROXY header failed");
-            return;
+            return log(Ended::UpstreamFailed.name(), Some(endpoint), 0, 0);
         }
     }
     if let Err(e) = set_nonblocking(&client).and_then(|_| set_nonblocking(&up)) {
@@ -93,6 +107,7 @@ pub async fn serve(
     .await;
     debug!(listener = %listener.name, client = %addrs.client, %endpoint, path = path.name(),
         sent = sent.get(), received = received.get(), end = ?end, "tcp connection closed");
+    log(end.name(), Some(endpoint), sent.get(), received.get());
     match end {
         Ended::Done | Ended::Idle => {}
         // A reset travels on as a reset: SO_LINGER 0 makes the close below send RST.
@@ -117,7 +132,7 @@ fn has_failed(s: &TcpStream) -> bool {
 }
 
 /// How a forwarded connection ended.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Ended {
     /// Both directions saw end of stream.
     Done,
@@ -127,6 +142,18 @@ enum Ended {
     ClientFailed,
     /// The upstream reset (or its socket failed).
     UpstreamFailed,
+}
+
+impl Ended {
+    /// As the access log says it.
+    fn name(self) -> &'static str {
+        match self {
+            Ended::Done => "done",
+            Ended::Idle => "idle",
+            Ended::ClientFailed => "client_reset",
+            Ended::UpstreamFailed => "upstream_reset",
+        }
+    }
 }
 
 /// Runs both directions and the idle watchdog until the connection is over.

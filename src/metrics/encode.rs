@@ -211,6 +211,13 @@ impl Collector for Scrape {
             }
         }
 
+        if let Some(stats) = newest.and_then(|s| s.access.as_ref()) {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut e = describe(&mut enc, &n::ACCESS_LOG_LINES)?;
+            e.encode_counter::<NoLabelSet, u64, u64>(&stats.written.load(Relaxed), None)?;
+            let mut e = describe(&mut enc, &n::ACCESS_LOG_DROPPED)?;
+            e.encode_counter::<NoLabelSet, u64, u64>(&stats.dropped(), None)?;
+        }
         let mut e = describe(&mut enc, &n::UPSTREAM_REQUESTS)?;
         for (u, c) in &m.upstreams {
             counter(&mut e, &[("upstream", u)], c.requests)?;

@@ -121,6 +121,20 @@ pub const TLS_HANDSHAKES: Family = family(
     "TLS handshakes on listeners that terminate TLS; result: ok or failed",
 );
 
+// Access log (process-wide counters, read at scrape time).
+pub const ACCESS_LOG_LINES: Family = family(
+    "coregate_access_log_lines",
+    Kind::Counter,
+    &[],
+    "Access log lines written (present when log.access_log is on)",
+);
+pub const ACCESS_LOG_DROPPED: Family = family(
+    "coregate_access_log_dropped",
+    Kind::Counter,
+    &[],
+    "Access log lines lost: a worker's buffers all queued behind a slow writer, or the file not writable",
+);
+
 // Upstreams.
 pub const UPSTREAM_REQUESTS: Family = family(
     "coregate_upstream_requests",
@@ -224,6 +238,8 @@ pub const ALL: &[Family] = &[
     CONNECTIONS,
     FORWARDED_BYTES,
     TLS_HANDSHAKES,
+    ACCESS_LOG_LINES,
+    ACCESS_LOG_DROPPED,
     UPSTREAM_REQUESTS,
     UPSTREAM_REUSED,
     UPSTREAM_REUSE_RATIO,

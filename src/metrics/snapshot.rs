@@ -4,6 +4,7 @@
 
 use super::shard::{Counts, Histogram, Key, ListenerCounts, RouteCounts, UpstreamCounts};
 use crate::config::Config;
+use crate::log::access::AccessStats;
 use crate::runtime::driver::Driver;
 use crate::runtime::worker::WorkerCtx;
 use crate::upstream::breaker::State;
@@ -30,6 +31,8 @@ pub struct Snapshot {
     /// Per upstream of `config`, per endpoint: whether this worker ejects it now.
     pub ejected: Vec<Vec<bool>>,
     pub counts: Counts,
+    /// The access log's process-wide counters (`None`: the log is off); read by the admin thread.
+    pub access: Option<Arc<AccessStats>>,
 }
 
 impl Snapshot {
@@ -62,6 +65,7 @@ impl Snapshot {
                 })
                 .collect(),
             counts: ctx.metrics.counts(),
+            access: ctx.access.stats().cloned(),
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Copy {
     pub limit: Option<u64>,
     /// Longest chunk extension accepted per chunk line.
     pub max_chunk_ext: usize,
+    /// Bytes written to the destination so far, framing included (the access log's `bytes`).
+    pub sent: std::cell::Cell<u64>,
 }
 
 impl Copy {
@@ -75,6 +77,7 @@ impl Copy {
             src.forward(take, dst)
                 .await
                 .map_err(|e| self.from.write_err(&e))?;
+            self.count(take);
             n -= take as u64;
         }
         Ok(())
@@ -111,6 +114,7 @@ impl Copy {
                 src.forward(n, dst)
                     .await
                     .map_err(|e| self.from.write_err(&e))?;
+                self.count(n);
             }
         }
         if chunk {
@@ -204,6 +208,12 @@ impl Copy {
     async fn write(&self, dst: &mut Stream, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         let (res, buf) = write_all(dst, std::mem::take(out)).await;
         *out = buf;
-        res.map_err(|e| self.from.write_err(&e))
+        res.map_err(|e| self.from.write_err(&e))?;
+        self.count(out.len());
+        Ok(())
+    }
+
+    fn count(&self, n: usize) {
+        self.sent.set(self.sent.get() + n as u64);
     }
 }

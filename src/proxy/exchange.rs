@@ -14,6 +14,7 @@ use crate::config::Route;
 use crate::http::h1::{
     Framing, HeadLimits, RequestHead, ResponseHead, Upgrade, Version, MAX_HEADERS_CEILING,
 };
+use crate::log::access::Entry;
 use crate::route::strip_prefix;
 use crate::runtime::buffers::BUFFER_SIZE;
 use crate::runtime::worker::WorkerCtx;
@@ -69,7 +70,8 @@ impl std::convert::From<ProxyError> for Failure {
 }
 
 /// Proxies the request whose head starts `client`'s buffer: circuit breaker, attempts (with
-/// retries and a hedge where the route allows), then the response relay.
+/// retries and a hedge where the route allows), then the response relay. `entry` carries the
+/// request id upstream and collects what the access log says (upstream, status, bytes).
 pub async fn exchange(
     ctx: &WorkerCtx,
     client: &mut Buffered,
@@ -77,6 +79,7 @@ pub async fn exchange(
     resp: &mut ResponseHead,
     route_index: usize,
     peer: SocketAddr,
+    entry: &mut Entry,
 ) -> Result<Outcome, Failure> {
     let config = &ctx.config;
     let route = &config.routes[route_index];
@@ -134,6 +137,8 @@ pub async fn exchange(
         key: balance_key(ctx, upstream, client.buffered(), head, peer),
     };
     let tried = Tried::default();
+    let id = entry.id;
+    let endpoint_addr = |ep: usize| config.upstreams[upstream].endpoints[ep].addr;
     let mut out = ctx.bufs.take();
     let mut fresh_only = false;
     let mut retries = 0u32;
@@ -143,7 +148,17 @@ pub async fn exchange(
         let attempt = match hedge {
             Some(h) if retries == 0 && !fresh_only => {
                 let (attempt, o) = hedged_attempt(
-                    ctx, client, head, route, pick, &tried, resp, deadline, h, out,
+                    ctx,
+                    client,
+                    head,
+                    route,
+                    pick,
+                    &tried,
+                    resp,
+                    deadline,
+                    h,
+                    out,
+                    id.as_bytes(),
                 )
                 .await;
                 out = o;
@@ -151,8 +166,19 @@ pub async fn exchange(
             }
             _ => {
                 let (attempt, o) = single_attempt(
-                    ctx, client, head, route, pick, &tried, fresh_only, replayable, deadline, resp,
-                    retries, out,
+                    ctx,
+                    client,
+                    head,
+                    route,
+                    pick,
+                    &tried,
+                    fresh_only,
+                    replayable,
+                    deadline,
+                    resp,
+                    retries,
+                    out,
+                    id.as_bytes(),
                 )
                 .await;
                 out = o;
@@ -164,6 +190,8 @@ pub async fn exchange(
             Ok((leg, len)) => {
                 let status = resp.status();
                 let ok = status < 500;
+                entry.upstream = Some(endpoint_addr(leg.endpoint));
+                entry.upstream_time = Some(started.elapsed());
                 record(
                     ctx,
                     upstream,
@@ -208,6 +236,10 @@ pub async fn exchange(
                 fresh_only = true;
             }
             Err(e) => {
+                if let Some(ep) = e.endpoint.or_else(|| tried.last()) {
+                    entry.upstream = Some(endpoint_addr(ep));
+                    entry.upstream_time = Some(started.elapsed());
+                }
                 let upstream_side = e.error.side == super::error::Side::Upstream;
                 if let Some(ep) = e.endpoint.filter(|_| upstream_side) {
                     record(ctx, upstream, ep, false, probe, None, now);
@@ -252,7 +284,7 @@ pub async fn exchange(
     }
     ctx.record().upstream_request(upstream, leg.reused);
 
-    super::respond::relay(ctx, client, head, resp, resp_len, leg, route, out).await
+    super::respond::relay(ctx, client, head, resp, resp_len, leg, route, out, entry).await
 }
 
 /// One attempt as the request arrived: head, then the body streamed from the client, then the
@@ -271,6 +303,7 @@ async fn single_attempt(
     resp: &mut ResponseHead,
     retries: u32,
     mut out: Vec<u8>,
+    request_id: &[u8],
 ) -> (Attempt, Vec<u8>) {
     let head_len = head.head_len();
     let framing_in = head.framing();
@@ -289,7 +322,7 @@ async fn single_attempt(
         Err(e) => return (Err(AttemptError::before_connect(e)), out),
     };
     // Written anew for each attempt: `out` also carries interim responses in between.
-    write_upstream_head(&mut out, ctx, client, head, route, pick.client);
+    write_upstream_head(&mut out, ctx, client, head, route, pick.client, request_id);
     if retries > 0 {
         mark_retry(&mut out, retries);
     }
@@ -313,6 +346,7 @@ async fn single_attempt(
                 max_buffer: BUFFER_SIZE,
                 limit: route.max_body,
                 max_chunk_ext: ctx.config.limits.max_chunk_ext,
+                sent: Default::default(),
             };
             send_body(client, head, head_len, early, &mut leg, copy, &mut out).await
         }
@@ -352,8 +386,9 @@ async fn hedged_attempt(
     deadline: Instant,
     hedge: &crate::config::Hedge,
     mut out: Vec<u8>,
+    request_id: &[u8],
 ) -> (Attempt, Vec<u8>) {
-    write_upstream_head(&mut out, ctx, client, head, route, pick.client);
+    write_upstream_head(&mut out, ctx, client, head, route, pick.client, request_id);
     let Some(delay) = hedge_delay(ctx, route.upstream, hedge) else {
         return attempt::plain(ctx, route.upstream, pick, tried, out, head, resp, deadline).await;
     };
@@ -583,6 +618,7 @@ fn write_upstream_head(
     head: &RequestHead,
     route: &crate::config::Route,
     client: std::net::IpAddr,
+    request_id: &[u8],
 ) {
     let buf = conn.buffered();
     // mTLS listeners: the subject header is always ours, never the client's.
@@ -634,6 +670,7 @@ fn write_upstream_head(
         upgrade,
         te_trailers: head.te_trailers(),
         framing,
+        request_id,
     };
     out.clear();
     write_request_head(
@@ -728,6 +765,7 @@ pub(super) async fn read_response_head(
                         keep_length: false,
                         upgrade: false,
                         close: false,
+                        request_id: b"",
                     };
                     write_response_head(
                         out,

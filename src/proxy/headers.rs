@@ -26,13 +26,15 @@ const HOP_BY_HOP: [&str; 10] = [
     "content-length",
 ];
 
-/// Request fields we answer (Expect) or set ourselves (the forwarding fields).
-const REGENERATED: [&str; 5] = [
+/// Request fields we answer (Expect) or set ourselves (the forwarding fields, the request id:
+/// the client's own id is written back when it was acceptable, replaced when not).
+const REGENERATED: [&str; 6] = [
     "expect",
     "x-real-ip",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    crate::log::request_id::HEADER,
 ];
 
 fn one_of(name: &[u8], names: &[&str]) -> bool {
@@ -109,6 +111,8 @@ pub struct RequestLine<'a> {
     pub upgrade: Option<&'a [u8]>,
     pub te_trailers: bool,
     pub framing: OutFraming,
+    /// `X-Request-Id` to send (empty = none); a route rule naming the field wins.
+    pub request_id: &'a [u8],
 }
 
 /// Writes the request head for the upstream.
@@ -185,6 +189,7 @@ pub fn write_request_head(
     }
     out.extend_from_slice(VIA.as_bytes());
     out.extend_from_slice(b"\r\n");
+    write_request_id(out, line.request_id, rules);
     if line.te_trailers {
         out.extend_from_slice(b"te: trailers\r\n");
     }
@@ -207,6 +212,16 @@ pub struct StatusLine<'a> {
     /// Forward `Upgrade` and `Connection: upgrade` (a 101 response).
     pub upgrade: bool,
     pub close: bool,
+    /// `X-Request-Id` to add unless the upstream sent one or a route rule names it (empty = none).
+    pub request_id: &'a [u8],
+}
+
+/// Writes `x-request-id: id` unless `id` is empty or the route's rules set or remove the field.
+fn write_request_id(out: &mut Vec<u8>, id: &[u8], rules: &HeaderRules) {
+    let name = crate::log::request_id::HEADER.as_bytes();
+    if !id.is_empty() && !in_rules(rules, name) {
+        write_field(out, name, id);
+    }
 }
 
 /// Writes the response head for the client.
@@ -221,14 +236,19 @@ pub fn write_response_head(
     let _ = write!(out, "HTTP/1.1 {} ", line.status);
     out.extend_from_slice(line.reason);
     out.extend_from_slice(b"\r\n");
+    let mut id_sent = false;
     for f in fields {
         let name = f.name(buf);
         let keep = (line.keep_length && name.eq_ignore_ascii_case(b"content-length"))
             || (line.upgrade && name.eq_ignore_ascii_case(b"upgrade"))
             || (!dropped_response(name) && !conn.lists(buf, name) && !in_rules(rules, name));
         if keep {
+            id_sent |= name.eq_ignore_ascii_case(crate::log::request_id::HEADER.as_bytes());
             write_field(out, name, f.value(buf));
         }
+    }
+    if !id_sent {
+        write_request_id(out, line.request_id, rules);
     }
     if line.upgrade {
         out.extend_from_slice(b"connection: upgrade\r\n");

@@ -29,6 +29,12 @@ impl Tried {
         len
     }
 
+    /// The endpoint added last (the access log's upstream when none answered).
+    pub fn last(&self) -> Option<usize> {
+        let len = self.len.get();
+        len.checked_sub(1).map(|i| self.eps[i].get())
+    }
+
     fn push(&self, ep: usize) {
         let len = self.len.get();
         if len < MAX_TRIED && !self.eps[..len].iter().any(|e| e.get() == ep) {

@@ -9,6 +9,7 @@ use super::headers::{write_response_head, OutFraming, StatusLine};
 use super::leg::{recycle, Leg};
 use crate::config::Route;
 use crate::http::h1::{Framing, Method, RequestHead, ResponseHead, Upgrade, Version};
+use crate::log::access::Entry;
 use crate::runtime::buffers::BUFFER_SIZE;
 use crate::runtime::worker::WorkerCtx;
 
@@ -23,6 +24,7 @@ pub(super) async fn relay(
     mut leg: Leg,
     route: &Route,
     mut out: Vec<u8>,
+    entry: &mut Entry,
 ) -> Result<Outcome, Failure> {
     let config = &ctx.config;
     let method = head.method();
@@ -45,6 +47,7 @@ pub(super) async fn relay(
             keep_length: false,
             upgrade: true,
             close: false,
+            request_id: entry.id.as_bytes(),
         };
         write_response_head(
             &mut out,
@@ -55,6 +58,7 @@ pub(super) async fn relay(
             &route.response_headers,
         );
         leg.conn.consume(resp_len);
+        entry.status = 101;
         let (res, o) = write_all(&mut client.stream, out).await;
         ctx.bufs.give(o);
         return match res {
@@ -84,6 +88,7 @@ pub(super) async fn relay(
         keep_length: framing == Framing::None && (method == Method::Head || status == 304),
         upgrade: false,
         close,
+        request_id: entry.id.as_bytes(),
     };
     write_response_head(
         &mut out,
@@ -103,6 +108,7 @@ pub(super) async fn relay(
         out.extend_from_slice(&leg.conn.buffered()[..early]);
         leg.conn.consume(early);
     }
+    entry.status = status;
     let (res, o) = write_all(&mut client.stream, out).await;
     out = o;
     if let Err(e) = res {
@@ -120,6 +126,7 @@ pub(super) async fn relay(
         max_buffer: BUFFER_SIZE,
         limit: None,
         max_chunk_ext: ctx.config.limits.max_chunk_ext,
+        sent: Default::default(),
     };
     let copied = match framing {
         Framing::None => Ok(()),
@@ -143,6 +150,7 @@ pub(super) async fn relay(
         }
     };
     ctx.bufs.give(out);
+    entry.bytes = early as u64 + copy.sent.get();
     if let Err(e) = copied {
         recycle(ctx, leg.conn);
         return Err(Failure {

@@ -26,6 +26,9 @@ use worker::{Control, WorkerSpec};
 /// How long workers get to build their runtimes and register sockets.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the access log writer gets, after the workers stopped, to write their last lines.
+pub const ACCESS_LOG_FINISH: Duration = Duration::from_secs(2);
+
 /// CPUs this process may run on (its affinity mask, so `taskset` and cpusets are respected).
 pub fn allowed_cpus() -> Vec<core_affinity::CoreId> {
     core_affinity::get_core_ids().unwrap_or_default()
@@ -76,6 +79,8 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     let mut per_worker = per_worker.into_iter();
     let shared = shared::Shared::start(&config, workers)?;
+    let access = crate::log::access::start(&config.log, workers)?;
+    let mut worker_logs = access.workers.into_iter();
     // Registered before any worker starts, so a signal during start-up is not lost.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
@@ -95,6 +100,7 @@ pub fn run(config: Config) -> Result<(), String> {
             listeners: per_worker.next().unwrap_or_default(),
             control: rx,
             started: started_tx.clone(),
+            access: worker_logs.next().expect("one access log per worker"),
         };
         let handle = std::thread::Builder::new()
             .name(format!("coregate-w{index}"))
@@ -157,8 +163,11 @@ pub fn run(config: Config) -> Result<(), String> {
 
     sd_notify::notify("READY=1");
     upgrade::take_over();
-    let supervisor = supervisor::Supervisor::new(config.clone(), shared, workers, controls, copies)
-        .with_admin(admin_link);
+    let access_writer = access.writer;
+    let reopen = access_writer.as_ref().map(|w| w.reopen_handle());
+    let supervisor =
+        supervisor::Supervisor::new(config.clone(), shared, workers, controls, copies, reopen)
+            .with_admin(admin_link);
     let supervisor_thread = std::thread::Builder::new()
         .name("coregate-main".into())
         .spawn(move || supervisor.run(command_rx))
@@ -214,6 +223,9 @@ pub fn run(config: Config) -> Result<(), String> {
     signal_handle.close();
     let _ = signal_thread.join();
     let _ = supervisor_thread.join();
+    if let Some(w) = access_writer {
+        w.finish(ACCESS_LOG_FINISH);
+    }
     if panicked > 0 {
         error!(panicked, "workers ended abnormally");
         return Err(format!("{panicked} worker(s) ended abnormally"));

@@ -46,6 +46,8 @@ pub struct Supervisor {
     shared: Arc<Shared>,
     /// Bind address of each current listener, in config order.
     binds: Vec<SocketAddr>,
+    /// Asks the access log writer to reopen its file; `None` when the access log is off.
+    access_log: Option<crate::log::writer::Reopen>,
     /// Copies of each current listener's sockets, for a binary upgrade.
     sockets: SocketCopies,
     version: u64,
@@ -69,6 +71,7 @@ impl Supervisor {
         workers: usize,
         controls: Vec<UnboundedSender<Control>>,
         sockets: SocketCopies,
+        access_log: Option<crate::log::writer::Reopen>,
     ) -> Supervisor {
         let path =
             (config.source != crate::demo::DEMO_SOURCE).then(|| PathBuf::from(&config.source));
@@ -79,6 +82,7 @@ impl Supervisor {
             binds: config.listeners.iter().map(|l| l.bind).collect(),
             admin: None,
             sockets,
+            access_log,
             config,
             shared,
             version: 1,
@@ -116,7 +120,10 @@ impl Supervisor {
                         let _ = reply.send(result);
                     }
                 }
-                Command::ReopenLogs => info!("SIGUSR1: no log files open to reopen"),
+                Command::ReopenLogs => match self.access_log.as_ref().filter(|r| r.reopen()) {
+                    Some(_) => info!("SIGUSR1: reopening the access log"),
+                    None => info!("SIGUSR1: no log files open to reopen"),
+                },
                 Command::Upgrade => match upgrade::spawn_successor(
                     self.sockets
                         .iter()
@@ -166,6 +173,11 @@ impl Supervisor {
         }
         if config.admin.as_ref() != self.admin.as_ref().map(|a| &a.config) {
             warn!("[admin] changed: the admin listener keeps its address and token until the next start");
+        }
+        if config.log.access_log != self.config.log.access_log
+            || config.log.access_format != self.config.log.access_format
+        {
+            warn!("log.access_log and access_format take effect at the next start, not on reload");
         }
         let config = Arc::new(config);
         // Keep the sockets of listeners whose address did not change; bind the others first.

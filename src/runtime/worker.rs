@@ -77,6 +77,8 @@ pub struct WorkerSpec {
     pub control: UnboundedReceiver<Control>,
     /// Reports `Ok` once the runtime is up and sockets are registered.
     pub started: Sender<Result<(), String>>,
+    /// This worker's access log buffer and request ids.
+    pub access: crate::log::access::WorkerLog,
 }
 
 /// How often idle upstream connections past their `idle_timeout` are closed.
@@ -110,6 +112,8 @@ pub struct WorkerCtx {
     pub slots: Slots,
     /// The drain is a handover to an upgraded process (see `Control::Handover`).
     pub handover: Rc<Cell<bool>>,
+    /// Access log lines and request ids (per worker, shared by its config versions).
+    pub access: Rc<crate::log::access::WorkerLog>,
     /// The version that replaced this one, with the listener renumbering (old → new index).
     successor: RefCell<Option<Successor>>,
     /// TLS listeners' server configs and this worker's upstream connectors.
@@ -151,6 +155,7 @@ impl WorkerCtx {
             metrics: base.metrics,
             slots,
             handover: base.handover,
+            access: base.access,
             tls: crate::tls::WorkerTls::new(&shared.tls, index),
             config,
             shared,
@@ -191,6 +196,7 @@ struct Base {
     drain: Rc<Latch>,
     metrics: Rc<Shard>,
     handover: Rc<Cell<bool>>,
+    access: Rc<crate::log::access::WorkerLog>,
 }
 
 /// The worker's current version, read by accept loops and housekeeping at each turn.
@@ -250,6 +256,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
         listeners,
         mut control,
         started,
+        access,
         ..
     } = spec;
     let mut sockets = Vec::with_capacity(listeners.len());
@@ -279,8 +286,13 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
             drain: Rc::new(Latch::default()),
             metrics: Shard::new(),
             handover: Rc::default(),
+            access: Rc::new(access),
         },
     );
+    // Runs through the drain too (connections finishing then are logged), until `close`.
+    let log_flusher = monoio::spawn(crate::log::access::flush_every_interval(
+        first.access.clone(),
+    ));
     let shell = Rc::new(Shell {
         current: RefCell::new(Rc::new(first)),
     });
@@ -343,6 +355,8 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     }
     sweeper.await;
     rebalancer.await;
+    ctx.access.close();
+    log_flusher.await;
     for (u, st) in ctx
         .config
         .upstreams
@@ -384,6 +398,7 @@ fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Resu
             drain: old.drain.clone(),
             metrics: old.metrics.clone(),
             handover: old.handover.clone(),
+            access: old.access.clone(),
         },
     );
     carry_pools(&old, &mut next);

@@ -263,10 +263,14 @@ impl Checker<'_> {
                 s.into_inner()
             }
         };
-        let access_log = match l.access_log.as_deref().unwrap_or(d::ACCESS_LOG) {
-            "off" => AccessLog::Off,
-            "stdout" => AccessLog::Stdout,
-            path => AccessLog::File(path.to_string()),
+        let access_log = match &l.access_log {
+            None => AccessLog::Off,
+            Some(s) => match s.get_ref().as_str() {
+                "off" => AccessLog::Off,
+                "stdout" => AccessLog::Stdout,
+                "" => return Err(self.at(s, "log.access_log", "empty path")),
+                path => AccessLog::File(self.access_log_path(s, path)?),
+            },
         };
         let access_format = match &l.access_format {
             None => AccessFormat::Combined,
@@ -287,6 +291,32 @@ impl Checker<'_> {
             access_log,
             access_format,
         })
+    }
+
+    /// An access log path, relative to the config file's directory; the directory must exist
+    /// (the file itself is created at start), and the path must not name a directory.
+    fn access_log_path(&self, s: &Spanned<String>, path: &str) -> Result<std::path::PathBuf> {
+        let full = match Path::new(self.src.name).parent() {
+            Some(dir) if Path::new(path).is_relative() => dir.join(path),
+            _ => std::path::PathBuf::from(path),
+        };
+        let dir = match full.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            let msg = format!(
+                "directory {} does not exist (the access log {} cannot be created)",
+                dir.display(),
+                full.display()
+            );
+            return Err(self.at(s, "log.access_log", msg));
+        }
+        if full.is_dir() {
+            let msg = format!("{} is a directory, not a file", full.display());
+            return Err(self.at(s, "log.access_log", msg));
+        }
+        Ok(full)
     }
 
     pub(super) fn socket_addr(&self, s: &Spanned<String>, key: &str) -> Result<SocketAddr> {

@@ -1,4 +1,11 @@
-//! Process logging with `tracing`: text for people, JSON for log shippers.
+//! Logging: the process log with `tracing` (text for people, JSON for log shippers, on
+//! stderr), and the access log (`access`: one line per request or TCP connection, written by
+//! its own thread, `writer`), with the request ids it shares with upstreams (`request_id`).
+
+pub mod access;
+pub mod format;
+pub mod request_id;
+pub mod writer;
 
 use tracing_subscriber::EnvFilter;
 
