@@ -6,6 +6,8 @@ use std::net::{TcpListener, TcpStream};
 
 /// Where the demo gateway listens.
 pub const DEMO_ADDR: &str = "127.0.0.1:8080";
+/// The demo's admin listener: status page, metrics, health.
+pub const DEMO_ADMIN: &str = "127.0.0.1:9901";
 /// The demo upstreams: (name, address).
 pub const DEMO_UPSTREAMS: [(&str, &str); 2] =
     [("demo-a", "127.0.0.1:8081"), ("demo-b", "127.0.0.1:8082")];
@@ -18,6 +20,9 @@ pub const DEMO_CONFIG: &str = r#"
 [runtime]
 workers = 2
 shutdown_timeout = "5s"
+
+[admin]
+listen = "127.0.0.1:9901"
 
 [[listener]]
 name = "web"
@@ -50,6 +55,7 @@ pub fn banner() -> String {
          \x20 curl -s http://{DEMO_ADDR}/ http://{DEMO_ADDR}/ http://{DEMO_ADDR}/     # round robin: a, b, a...\n\
          \x20 curl -i http://{DEMO_ADDR}/b/hello                                      # prefix route, stripped to /hello\n\
          \x20 curl -s -H 'X-Forwarded-For: 203.0.113.9' http://{DEMO_ADDR}/headers   # what the upstream received\n\
+         Status page: http://{DEMO_ADMIN}/   (metrics: curl -s http://{DEMO_ADMIN}/metrics)\n\
          Stop with Ctrl-C.\n"
     )
 }

@@ -3,6 +3,7 @@
 //! Folders follow the data path: `runtime` (workers, listeners, signals) → `http` (client
 //! connection, HTTP/1.1 wire format) → `route` → `proxy` (the exchange) → `upstream` (pools, balancing).
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod demo;
@@ -10,6 +11,7 @@ pub mod doctor;
 pub mod http;
 pub mod l4;
 pub mod log;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod route;

@@ -197,7 +197,7 @@ fn demo_runs_on_8080_and_curl_reaches_it() {
     let mut stdout = child.stdout.take().unwrap();
     let mut banner = String::new();
     let mut chunk = [0u8; 1024];
-    while banner.matches("curl ").count() < 3 {
+    while !banner.contains("Stop with Ctrl-C") {
         let n = stdout.read(&mut chunk).unwrap();
         assert!(n > 0, "demo closed stdout early: {banner}");
         banner.push_str(&String::from_utf8_lossy(&chunk[..n]));
@@ -213,6 +213,13 @@ fn demo_runs_on_8080_and_curl_reaches_it() {
             .then(|| String::from_utf8_lossy(&o.stdout).to_string())
     });
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // The banner's status page answers.
+    assert!(banner.contains("http://127.0.0.1:9901/"), "{banner}");
+    let health = Command::new("curl")
+        .args(["-s", "--max-time", "2", "http://127.0.0.1:9901/healthz"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "ok\n");
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = poll(Duration::from_secs(10), "demo to exit", || {

@@ -51,3 +51,36 @@ fn readme_opens_with_the_two_commands() {
     assert!(first_block.contains("cargo run --release -- demo"));
     assert!(first_block.contains("cargo test --workspace"));
 }
+
+#[test]
+fn readme_lists_every_metric_with_its_type_and_labels() {
+    use coregate::metrics::names::{Kind, ALL};
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("<!-- metrics:begin -->")
+        .expect("metrics:begin");
+    let end = readme.find("<!-- metrics:end -->").expect("metrics:end");
+    let rows: Vec<&str> = readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `coregate_"))
+        .collect();
+    assert_eq!(rows.len(), ALL.len(), "one README row per metric");
+    for f in ALL {
+        let name = format!("| `{}` |", f.exposed());
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&name))
+            .unwrap_or_else(|| panic!("README lacks {name}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let kind = match f.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        assert_eq!(cells[2], kind, "{row}");
+        assert_eq!(cells[3], f.labels.join(", "), "{row}");
+    }
+    // The contract's names.
+    assert!(readme.contains("| `coregate_requests_total` | counter | listener, route, code |"));
+    assert!(readme.contains("| `coregate_connections_active` | gauge | listener |"));
+}

@@ -17,6 +17,11 @@ pub const MAX_CONNECTIONS_PER_WORKER: usize = 16_384;
 
 /// `admin.listen`: loopback only, so metrics and reload are never exposed by accident.
 pub const ADMIN_LISTEN: &str = "127.0.0.1:9901";
+/// `admin.token`: none, so the loopback address is the only protection; set one whenever the
+/// admin address is reachable by anyone who should not reload the config.
+pub const ADMIN_TOKEN: &str = "none";
+/// Shortest `admin.token` accepted.
+pub const ADMIN_TOKEN_MIN_LEN: usize = 16;
 
 /// `limits.max_request_head`: request line + headers; beyond it the client gets 431.
 pub const MAX_REQUEST_HEAD: u64 = 64 * 1024;

@@ -40,6 +40,7 @@ pub struct RuntimeFile {
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
     pub listen: Option<Spanned<String>>,
+    pub token: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

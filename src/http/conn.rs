@@ -79,7 +79,8 @@ pub async fn serve(
             max_target: limits.max_request_target,
             max_headers: limits.max_headers,
         };
-        let deadline = Instant::now() + limits.client_header_timeout;
+        let started = Instant::now();
+        let deadline = started + limits.client_header_timeout;
         let mut entry = ctx.access.entry(peer.ip());
         loop {
             match head.parse(client.buffered(), &head_limits) {
@@ -87,18 +88,26 @@ pub async fn serve(
                 Ok(None) => ctx.access.partial(&mut entry, client.buffered(), &ctx.bufs),
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "bad request head");
+                    ctx.record()
+                        .answered(listener, None, e.status(), started.elapsed());
                     return reject_raw(&ctx, &mut client, e.status(), &mut entry).await;
                 }
             }
             let before = client.buffered().len();
             match monoio::time::timeout_at(deadline, client.fill(limits.max_request_head)).await {
                 Ok(Ok(0)) if before >= limits.max_request_head => {
-                    return reject_raw(&ctx, &mut client, 431, &mut entry).await
+                    ctx.record()
+                        .answered(listener, None, 431, started.elapsed());
+                    return reject_raw(&ctx, &mut client, 431, &mut entry).await;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return finish(&ctx, client), // closed mid-head: nobody to answer
                 Ok(Ok(_)) => {}
                 Err(_) if before == 0 => return finish(&ctx, client),
-                Err(_) => return reject_raw(&ctx, &mut client, 408, &mut entry).await,
+                Err(_) => {
+                    ctx.record()
+                        .answered(listener, None, 408, started.elapsed());
+                    return reject_raw(&ctx, &mut client, 408, &mut entry).await;
+                }
             }
         }
         ctx.access
@@ -112,10 +121,16 @@ pub async fn serve(
         let Some(route) = route else {
             let code = status::for_error(&ProxyError::client(Step::ReadRequestHead, Kind::NoRoute))
                 .unwrap_or(404);
+            ctx.record()
+                .answered(listener, None, code, started.elapsed());
             return reject(&ctx, &mut client, code, &mut entry).await;
         };
         entry.route = Some(route);
         let outcome = exchange(&ctx, &mut client, &head, &mut resp, route, peer, &mut entry).await;
+        if let Some(code) = answered_status(&outcome, &resp) {
+            ctx.record()
+                .answered(listener, Some(route), code, started.elapsed());
+        }
         match outcome {
             Ok(Outcome::KeepAlive) => ctx.access.finish(&mut entry, &ctx.bufs),
             Ok(Outcome::Close) => {
@@ -153,6 +168,20 @@ pub async fn serve(
                 }
             }
         }
+    }
+}
+
+/// The status the client got for an exchange (`None`: it got none, it went away).
+fn answered_status(
+    result: &Result<Outcome, crate::proxy::Failure>,
+    resp: &ResponseHead,
+) -> Option<u16> {
+    match result {
+        Ok(Outcome::KeepAlive | Outcome::Close) => Some(resp.status()),
+        Ok(Outcome::Answer(a)) => Some(a.status),
+        Ok(Outcome::Upgrade(_)) => Some(101),
+        Err(f) if f.responded => Some(resp.status()),
+        Err(f) => status::for_error(&f.error),
     }
 }
 

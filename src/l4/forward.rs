@@ -7,7 +7,7 @@
 use super::accept::{self, Addresses};
 use super::peek::{self, NoVerdict};
 use super::proxy_protocol::{encode_v1, encode_v2};
-use super::pump::{pump, End, Path, Shared};
+use super::pump::{pump, End, Moved, Path, Shared};
 use super::sni::{self, Sni, MAX_NAME_LEN};
 use crate::config::{ProxyProtocol, TcpForward};
 use crate::log::format::TcpLine;
@@ -95,12 +95,13 @@ pub async fn serve(
         last_activity: &last_activity,
     };
     let (sent, received) = (Cell::new(0u64), Cell::new(0u64));
+    let (to_upstream, to_client) = ctx.record().forwarded(li);
     let end = relay(
         &client,
         &up,
         path,
         &shared,
-        (&sent, &received),
+        ([&sent, &to_upstream], [&received, &to_client]),
         fwd.idle_timeout,
     )
     .await;
@@ -161,7 +162,7 @@ async fn relay(
     up: &TcpStream,
     path: Path,
     sh: &Shared<'_>,
-    (sent, received): (&Cell<u64>, &Cell<u64>),
+    (sent, received): (Moved<'_>, Moved<'_>),
     idle: std::time::Duration,
 ) -> Ended {
     let mut to_up = std::pin::pin!(pump(client, up, path, sh, sent));

@@ -51,6 +51,10 @@ pub struct Shared<'a> {
     pub last_activity: &'a Cell<Instant>,
 }
 
+/// Counters of the bytes written to the destination: this connection's, and its listener's in
+/// the worker's metrics (live, so a long connection's traffic shows before it closes).
+pub type Moved<'a> = [&'a Cell<u64>; 2];
+
 /// Moves bytes from `from` to `to` until `from` ends or either fails. Both sockets must be
 /// non-blocking.
 pub async fn pump(
@@ -58,7 +62,7 @@ pub async fn pump(
     to: &TcpStream,
     path: Path,
     sh: &Shared<'_>,
-    moved: &Cell<u64>,
+    moved: Moved<'_>,
 ) -> End {
     let (src, dst) = (from.as_raw_fd(), to.as_raw_fd());
     let mut held: Option<Conduit> = None;
@@ -91,7 +95,9 @@ pub async fn pump(
         if !c.is_empty() && writable {
             match c.drain(dst) {
                 Ok(n) => {
-                    moved.set(moved.get() + n as u64);
+                    for m in moved {
+                        m.set(m.get() + n as u64);
+                    }
                     sh.last_activity.set(Instant::now());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable = false,

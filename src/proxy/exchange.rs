@@ -282,6 +282,7 @@ pub async fn exchange(
         st.requests += 1;
         st.reused += u64::from(leg.reused);
     }
+    ctx.record().upstream_request(upstream, leg.reused);
 
     super::respond::relay(ctx, client, head, resp, resp_len, leg, route, out, entry).await
 }
@@ -396,9 +397,13 @@ async fn hedged_attempt(
     let mut second = ResponseHead::new();
     let route_index = route_index_of(ctx, route);
     let may_hedge = || {
-        ctx.route_state.borrow_mut()[route_index]
+        let granted = ctx.route_state.borrow_mut()[route_index]
             .budget
-            .try_retry(std::time::Instant::now())
+            .try_retry(std::time::Instant::now());
+        if granted {
+            ctx.record().hedge(route_index);
+        }
+        granted
     };
     let (won, mut bufs) = attempt::hedged(
         ctx,
@@ -459,7 +464,9 @@ fn may_retry(
     let granted = ctx.route_state.borrow_mut()[route_index]
         .budget
         .try_retry(std::time::Instant::now());
-    if !granted {
+    if granted {
+        ctx.record().retry(route_index);
+    } else {
         *budget_spent = true;
         tracing::debug!(route = route_index, "retry budget spent: failing fast");
     }
@@ -484,6 +491,7 @@ fn record(
         st.outcome(cfg, upstream, endpoint, ok, &ctx.shared.health, now);
         if let Some(t) = took {
             st.latency.record(t, now);
+            ctx.record().upstream_response(upstream, t);
         }
     }
     record_breaker(ctx, upstream, ok, probe, now);
@@ -557,6 +565,7 @@ fn check_access(
     let mut cache = ctx.auth_cache.borrow_mut();
     let denied = chain.check(peer.ip(), &header, &mut cache).err()?;
     tracing::debug!(%peer, route = route_index, status = denied.status, reason = denied.reason, "auth refused");
+    ctx.record().auth_denied(route_index, denied.status);
     Some(Answer {
         status: denied.status,
         // Only refusals allocate this copy of the challenge.
@@ -583,6 +592,7 @@ fn check_rate(
     let limiter = states[route_index].limiter.as_mut()?;
     let retry_after = limiter.check(key, std::time::Instant::now()).err()?;
     tracing::debug!(%peer, route = route_index, retry_after, "rate limited");
+    ctx.record().rate_limited(route_index);
     Some(Answer {
         status: 429,
         retry_after: Some(retry_after),

@@ -86,6 +86,7 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let guard = ctx.conns.open(li);
+                ctx.record().accepted(li);
                 tracing::debug!(worker = ctx.index, listener = li, %peer, "connection accepted");
                 let fut = connection(ctx.clone(), li, stream, peer, guard);
                 monoio::spawn(Contained {

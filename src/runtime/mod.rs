@@ -36,6 +36,7 @@ pub fn allowed_cpus() -> Vec<core_affinity::CoreId> {
 
 /// Runs the gateway until SIGTERM/SIGINT and a graceful drain; `Err` is a start-up failure.
 pub fn run(config: Config) -> Result<(), String> {
+    let started = std::time::SystemTime::now();
     let config = Arc::new(config);
     let cpus = allowed_cpus();
     let workers = match config.runtime.workers {
@@ -44,6 +45,14 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let selection = driver::select(config.runtime.driver)?;
     let mut inherited = upgrade::Inherited::from_env();
+    // The admin socket first: after a binary upgrade it is among the inherited ones.
+    let admin_socket = match &config.admin {
+        Some(a) => Some(crate::admin::bind(
+            a.listen,
+            inherited.take(a.listen).into_iter().next(),
+        )?),
+        None => None,
+    };
     let mut bound = listener::bind_all(&config, workers, &mut inherited)?;
     // Copies of every listening socket, for a binary upgrade to hand over.
     let copies = config
@@ -121,15 +130,44 @@ pub fn run(config: Config) -> Result<(), String> {
     for b in &bound {
         info!(listener = %b.name, addr = %b.addr, workers, "listening");
     }
+    let (commands, command_rx) = std::sync::mpsc::channel();
+    let mut admin_link = None;
+    if let (Some(listener), Some(admin)) = (admin_socket, &config.admin) {
+        let (stop, stop_rx) = futures_channel::oneshot::channel();
+        let started_admin = upgrade::dup(&listener)
+            .map_err(|e| format!("cannot duplicate the admin socket: {e}"))
+            .and_then(|copy| {
+                admin_link = Some(supervisor::AdminLink {
+                    config: admin.clone(),
+                    socket: (admin.listen, vec![copy]),
+                    stop,
+                });
+                crate::admin::start(crate::admin::Spec {
+                    listener,
+                    token: admin.token.clone(),
+                    controls: controls.clone(),
+                    commands: commands.clone(),
+                    started,
+                    stop: stop_rx,
+                })
+            });
+        if let Err(e) = started_admin {
+            drain_all(&controls);
+            for h in handles {
+                let _ = h.join();
+            }
+            return Err(e);
+        }
+    }
     info!(workers, driver = %selection.driver, config = %config.source, "coregate ready");
 
     sd_notify::notify("READY=1");
     upgrade::take_over();
-    let (commands, command_rx) = std::sync::mpsc::channel();
     let access_writer = access.writer;
     let reopen = access_writer.as_ref().map(|w| w.reopen_handle());
     let supervisor =
-        supervisor::Supervisor::new(config.clone(), shared, workers, controls, copies, reopen);
+        supervisor::Supervisor::new(config.clone(), shared, workers, controls, copies, reopen)
+            .with_admin(admin_link);
     let supervisor_thread = std::thread::Builder::new()
         .name("coregate-main".into())
         .spawn(move || supervisor.run(command_rx))

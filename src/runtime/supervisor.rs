@@ -51,6 +51,17 @@ pub struct Supervisor {
     /// Copies of each current listener's sockets, for a binary upgrade.
     sockets: SocketCopies,
     version: u64,
+    /// The admin listener, when there is one.
+    admin: Option<AdminLink>,
+}
+
+/// What the supervisor keeps of the admin listener: its config as started (it is not
+/// reloadable), a copy of its socket for a binary upgrade to inherit, and the signal that stops
+/// it accepting once a successor serves that socket.
+pub struct AdminLink {
+    pub config: crate::config::AdminConfig,
+    pub socket: (SocketAddr, Vec<std::os::fd::OwnedFd>),
+    pub stop: futures_channel::oneshot::Sender<()>,
 }
 
 impl Supervisor {
@@ -69,12 +80,19 @@ impl Supervisor {
             workers,
             controls,
             binds: config.listeners.iter().map(|l| l.bind).collect(),
+            admin: None,
             sockets,
             access_log,
             config,
             shared,
             version: 1,
         }
+    }
+
+    /// Adds the admin listener (started by `runtime::run`).
+    pub fn with_admin(mut self, admin: Option<AdminLink>) -> Supervisor {
+        self.admin = admin;
+        self
     }
 
     /// Serves commands until asked to stop (or every sender is gone).
@@ -106,7 +124,11 @@ impl Supervisor {
                     Some(_) => info!("SIGUSR1: reopening the access log"),
                     None => info!("SIGUSR1: no log files open to reopen"),
                 },
-                Command::Upgrade => match upgrade::spawn_successor(&self.sockets) {
+                Command::Upgrade => match upgrade::spawn_successor(
+                    self.sockets
+                        .iter()
+                        .chain(self.admin.as_ref().map(|a| &a.socket)),
+                ) {
                     Ok(pid) => info!(
                         pid,
                         "upgrade: new process started; it stops this one once ready"
@@ -119,6 +141,11 @@ impl Supervisor {
         // STOPPING=1 from us would make systemd stop the service it runs.
         if !handover {
             sd_notify::notify("STOPPING=1");
+        }
+        // The successor serves the admin socket now: this process stops taking its connections
+        // (on a plain stop it keeps answering, /healthz saying 503, until the process exits).
+        if let Some(admin) = self.admin.take().filter(|_| handover) {
+            let _ = admin.stop.send(());
         }
         for c in &self.controls {
             let _ = c.unbounded_send(if handover {
@@ -147,6 +174,9 @@ impl Supervisor {
             || config.runtime.pin != self.config.runtime.pin
         {
             warn!("runtime.workers, driver and pin take effect at the next start, not on reload");
+        }
+        if config.admin.as_ref() != self.admin.as_ref().map(|a| &a.config) {
+            warn!("[admin] changed: the admin listener keeps its address and token until the next start");
         }
         if config.log.access_log != self.config.log.access_log
             || config.log.access_format != self.config.log.access_format

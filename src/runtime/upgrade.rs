@@ -79,7 +79,9 @@ impl Inherited {
 pub type SocketCopies = Vec<(SocketAddr, Vec<OwnedFd>)>;
 
 /// Starts the successor process with the listening sockets; returns its pid.
-pub fn spawn_successor(sockets: &SocketCopies) -> Result<u32, String> {
+pub fn spawn_successor<'a>(
+    sockets: impl IntoIterator<Item = &'a (SocketAddr, Vec<OwnedFd>)>,
+) -> Result<u32, String> {
     let exe = current_binary()?;
     let mut spec = String::new();
     let mut fds = Vec::new();

@@ -15,6 +15,7 @@ use super::notify::Latch;
 use crate::config::{Config, Protocol};
 use crate::l4::pump::Path;
 use crate::l4::splice::PipePool;
+use crate::metrics::{Recorder, Shard, Slots, Snapshot};
 use crate::route::RouteTable;
 use crate::upstream::UpstreamState;
 use futures_channel::mpsc::UnboundedReceiver;
@@ -43,6 +44,8 @@ pub enum Control {
     Handover,
     /// Switch to a new config version.
     Reload(Box<Reload>),
+    /// Copy this worker's metrics and gauges into a snapshot for the admin thread.
+    Scrape(futures_channel::oneshot::Sender<crate::metrics::Snapshot>),
 }
 
 /// A new config version for one worker.
@@ -104,6 +107,9 @@ pub struct WorkerCtx {
     pub conns: Rc<Connections>,
     /// Set when the worker drains: idle connections close, busy ones finish their request.
     pub drain: Rc<Latch>,
+    /// This worker's metrics (outlives versions) and where this version's series count in it.
+    pub metrics: Rc<Shard>,
+    pub slots: Slots,
     /// The drain is a handover to an upgraded process (see `Control::Handover`).
     pub handover: Rc<Cell<bool>>,
     /// Access log lines and request ids (per worker, shared by its config versions).
@@ -128,6 +134,7 @@ impl WorkerCtx {
         base: Base,
     ) -> WorkerCtx {
         let l4_paths = forwarding_paths(&config, &base.pipes, index);
+        let slots = base.metrics.slots(&config);
         WorkerCtx {
             index,
             version,
@@ -135,17 +142,32 @@ impl WorkerCtx {
             routes: RouteTable::new(&config),
             route_state: RefCell::new(crate::proxy::RouteState::build(&config, &shared, index)),
             auth_cache: RefCell::new(crate::auth::AuthCache::new()),
-            upstreams: RefCell::new(crate::upstream::build(&config, index)),
+            upstreams: RefCell::new(crate::upstream::build(
+                &config,
+                index,
+                &base.metrics,
+                &slots,
+            )),
             pipes: base.pipes,
             bufs: base.bufs,
             conns: base.conns,
             drain: base.drain,
+            metrics: base.metrics,
+            slots,
             handover: base.handover,
             access: base.access,
             tls: crate::tls::WorkerTls::new(&shared.tls, index),
             config,
             shared,
             successor: RefCell::new(None),
+        }
+    }
+
+    /// Where the request path counts: this worker's shard, through this version's slots.
+    pub fn record(&self) -> Recorder<'_> {
+        Recorder {
+            shard: &self.metrics,
+            slots: &self.slots,
         }
     }
 
@@ -172,6 +194,7 @@ struct Base {
     bufs: Rc<BufferPool>,
     conns: Rc<Connections>,
     drain: Rc<Latch>,
+    metrics: Rc<Shard>,
     handover: Rc<Cell<bool>>,
     access: Rc<crate::log::access::WorkerLog>,
 }
@@ -261,6 +284,7 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
                 config.listeners.len(),
             ),
             drain: Rc::new(Latch::default()),
+            metrics: Shard::new(),
             handover: Rc::default(),
             access: Rc::new(access),
         },
@@ -287,13 +311,17 @@ async fn worker_main(spec: WorkerSpec, pinned: Option<usize>) {
     let sweeper = monoio::spawn(sweep_pools(shell.clone()));
     let rebalancer = monoio::spawn(rebalance_limits(shell.clone()));
 
-    // Until told to drain (or the main thread is gone: the channel closed), apply reloads.
+    // Until told to drain (or the main thread is gone: the channel closed), apply reloads and
+    // answer scrapes.
     loop {
         match std::future::poll_fn(|cx| Pin::new(&mut control).poll_next(cx)).await {
             Some(Control::Reload(r)) => {
                 if let Err(e) = reload(&shell, &mut accepts, *r) {
                     warn!(worker = index, error = %e, "reload failed on this worker");
                 }
+            }
+            Some(Control::Scrape(reply)) => {
+                let _ = reply.send(Snapshot::take(&shell.current(), pinned, selection.driver));
             }
             Some(Control::Handover) => {
                 shell.current().handover.set(true);
@@ -368,6 +396,7 @@ fn reload(shell: &Rc<Shell>, accepts: &mut Vec<accept::Slot>, r: Reload) -> Resu
             bufs: old.bufs.clone(),
             conns: old.conns.clone(),
             drain: old.drain.clone(),
+            metrics: old.metrics.clone(),
             handover: old.handover.clone(),
             access: old.access.clone(),
         },

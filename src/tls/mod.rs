@@ -19,6 +19,7 @@ pub mod x509;
 pub use stream::Stream;
 
 use crate::config::Config;
+use crate::metrics::Handshake;
 use crate::runtime::worker::WorkerCtx;
 use acceptor::ServerTls;
 use client::{Connector, UpstreamTrust};
@@ -121,11 +122,13 @@ pub async fn accept(
     match done {
         Ok(s) => {
             HANDSHAKES.with(|c| c.set((ok + 1, failed)));
+            ctx.record().tls_handshake(li, Handshake::Ok);
             log_handshake(ctx.index, &tls.listener, peer, &s);
             Some(Stream::Tls(Box::new(s)))
         }
         Err(why) => {
             HANDSHAKES.with(|c| c.set((ok, failed + 1)));
+            ctx.record().tls_handshake(li, Handshake::Failed);
             tracing::debug!(worker = ctx.index, listener = %tls.listener, %peer, reason = %why,
                 failed = failed + 1, "TLS handshake failed");
             None

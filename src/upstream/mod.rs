@@ -9,6 +9,7 @@ pub mod passive;
 pub mod pool;
 
 use crate::config::{Config, Upstream};
+use crate::metrics::{Shard, Slots};
 use crate::proxy::error::{Kind, ProxyError, Step};
 use balance::{Balancer, PickCtx};
 use breaker::Breaker;
@@ -46,6 +47,9 @@ pub struct UpstreamState {
     /// Requests sent, and how many went on a reused connection (the reuse ratio).
     pub requests: u64,
     pub reused: u64,
+    /// The worker's metrics shard and the ejection series of each endpoint in it.
+    metrics: Rc<Shard>,
+    ejection_slots: Vec<usize>,
 }
 
 /// Counts a request in flight to one endpoint for as long as it lives (least_request).
@@ -111,6 +115,7 @@ impl UpstreamState {
         self.balancer.report(endpoint, ok);
         let passes = health.passes(index, endpoint);
         if let Some(length) = self.outliers.record(endpoint, ok, now, passes) {
+            self.metrics.ejected(self.ejection_slots[endpoint]);
             tracing::warn!(upstream = %u.name, endpoint = %u.endpoints[endpoint].addr,
                 failures = u.max_fails, ejected_for = ?length, "endpoint ejected after consecutive failures");
         }
@@ -118,12 +123,18 @@ impl UpstreamState {
 }
 
 /// The worker's upstream states, in config order.
-pub fn build(config: &Config, worker: usize) -> Vec<UpstreamState> {
+pub fn build(
+    config: &Config,
+    worker: usize,
+    metrics: &Rc<Shard>,
+    slots: &Slots,
+) -> Vec<UpstreamState> {
     let now = Instant::now();
     config
         .upstreams
         .iter()
-        .map(|u| {
+        .enumerate()
+        .map(|(ui, u)| {
             let n = u.endpoints.len();
             UpstreamState {
                 balancer: balance::build(u, worker),
@@ -136,6 +147,8 @@ pub fn build(config: &Config, worker: usize) -> Vec<UpstreamState> {
                 latency: Latency::new(now),
                 requests: 0,
                 reused: 0,
+                metrics: metrics.clone(),
+                ejection_slots: slots.endpoint[ui].clone(),
             }
         })
         .collect()

@@ -52,6 +52,13 @@ impl Outliers {
         }
     }
 
+    /// `ejected` without its side effect (a returned endpoint is forgotten at its next pick):
+    /// for reports.
+    pub fn is_ejected(&self, ep: usize, now: Instant, passes: u32) -> bool {
+        let o = &self.eps[ep];
+        matches!(o.until, Some(t) if now < t && passes == o.passes_at_eject)
+    }
+
     /// Records an outcome; returns the ejection's length when this failure ejected the endpoint.
     pub fn record(&mut self, ep: usize, ok: bool, now: Instant, passes: u32) -> Option<Duration> {
         let o = &mut self.eps[ep];

@@ -72,7 +72,11 @@ impl Checker<'_> {
                         .parse()
                         .expect("default admin address parses"),
                 };
-                Some(AdminConfig { listen })
+                let token = match a.token {
+                    None => None,
+                    Some(t) => Some(self.admin_token(&t)?),
+                };
+                Some(AdminConfig { listen, token })
             }
         };
         let limits = self.limits(f.limits)?;
@@ -99,6 +103,12 @@ impl Checker<'_> {
                     format!("address {} is used by two listeners", l.bind),
                 ));
             }
+        }
+        if let Some(a) = admin.as_ref().filter(|a| binds.contains(&a.listen)) {
+            return Err(self.src.error_at_file(
+                "admin.listen",
+                format!("address {} is also a listener's bind", a.listen),
+            ));
         }
         let mut seen_routes = HashSet::new();
         let mut routes = Vec::with_capacity(f.routes.len());
@@ -128,6 +138,30 @@ impl Checker<'_> {
             routes,
             upstreams,
         })
+    }
+
+    /// `admin.token`: a bearer token (RFC 6750 token68 characters), long enough to mean something.
+    fn admin_token(&self, t: &Spanned<String>) -> Result<String> {
+        let v = t.get_ref();
+        let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+        if !v.chars().all(token68) {
+            return Err(self.at(
+                t,
+                "admin.token",
+                "only letters, digits and - . _ ~ + / = may appear in a bearer token",
+            ));
+        }
+        if v.len() < d::ADMIN_TOKEN_MIN_LEN {
+            return Err(self.at(
+                t,
+                "admin.token",
+                format!(
+                    "at least {} characters (try `openssl rand -hex 32`)",
+                    d::ADMIN_TOKEN_MIN_LEN
+                ),
+            ));
+        }
+        Ok(v.clone())
     }
 
     fn runtime(&self, r: RuntimeFile) -> Result<RuntimeConfig> {
