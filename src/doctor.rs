@@ -214,6 +214,45 @@ pub fn diagnose(config: &Config, host: &Host) -> Vec<Check> {
     out
 }
 
+/// Where the tuning tool is looked for: the package's copy, then `$PATH`.
+pub const TUNE_PATHS: [&str; 2] = ["/usr/share/coregate/tuning/coregate-tune", "coregate-tune"];
+
+/// Drift from the tuning profile, as `coregate-tune verify` (exit 1 on drift) sees it.
+pub fn tuning_drift() -> Check {
+    let fix = "coregate-tune apply (after reviewing coregate-tune show)";
+    for tool in TUNE_PATHS {
+        let Ok(out) = std::process::Command::new(tool).arg("verify").output() else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let drifted = text
+            .lines()
+            .filter(|l| l.contains("drift") || l.contains("DRIFT"))
+            .count();
+        return match out.status.code() {
+            Some(0) => check("tuning", Verdict::Ok, "no drift from the edge profile".into(), fix),
+            Some(1) => check(
+                "tuning",
+                Verdict::Warn,
+                format!("drift from the edge profile ({drifted} lines; `coregate-tune verify` lists them)"),
+                fix,
+            ),
+            _ => check(
+                "tuning",
+                Verdict::Warn,
+                format!("coregate-tune verify failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+                fix,
+            ),
+        };
+    }
+    check(
+        "tuning",
+        Verdict::Warn,
+        "coregate-tune not found (installed with the package)".into(),
+        "install the coregate package, or run tuning/coregate-tune from the source tree",
+    )
+}
+
 /// The report as a table.
 pub fn render(checks: &[Check]) -> String {
     let mut out = format!("{:<16} {:<5} {}\n", "check", "", "finding / fix");

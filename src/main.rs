@@ -78,7 +78,9 @@ fn main() -> ExitCode {
             };
             match loaded {
                 Ok(c) => {
-                    let checks = coregate::doctor::diagnose(&c, &coregate::doctor::Host::read());
+                    let mut checks =
+                        coregate::doctor::diagnose(&c, &coregate::doctor::Host::read());
+                    checks.push(coregate::doctor::tuning_drift());
                     print!("{}", coregate::doctor::render(&checks));
                     let worst = checks.iter().map(|c| c.verdict).max();
                     if worst == Some(coregate::doctor::Verdict::Fail) {

@@ -137,7 +137,11 @@ impl Supervisor {
                 },
             }
         }
-        sd_notify::notify("STOPPING=1");
+        // On a handover the successor already told systemd it is the main process now; a
+        // STOPPING=1 from us would make systemd stop the service it runs.
+        if !handover {
+            sd_notify::notify("STOPPING=1");
+        }
         // The successor serves the admin socket now: this process stops taking its connections
         // (on a plain stop it keeps answering, /healthz saying 503, until the process exits).
         if let Some(admin) = self.admin.take().filter(|_| handover) {
