@@ -151,7 +151,7 @@ pub async fn exchange(
                     ctx,
                     client,
                     head,
-                    route,
+                    route_index,
                     pick,
                     &tried,
                     resp,
@@ -379,7 +379,7 @@ async fn hedged_attempt(
     ctx: &WorkerCtx,
     client: &Buffered,
     head: &RequestHead,
-    route: &Route,
+    route_index: usize,
     pick: Pick,
     tried: &Tried,
     resp: &mut ResponseHead,
@@ -388,6 +388,7 @@ async fn hedged_attempt(
     mut out: Vec<u8>,
     request_id: &[u8],
 ) -> (Attempt, Vec<u8>) {
+    let route = &ctx.config.routes[route_index];
     write_upstream_head(&mut out, ctx, client, head, route, pick.client, request_id);
     let Some(delay) = hedge_delay(ctx, route.upstream, hedge) else {
         return attempt::plain(ctx, route.upstream, pick, tried, out, head, resp, deadline).await;
@@ -395,7 +396,6 @@ async fn hedged_attempt(
     let mut copy = ctx.bufs.take();
     copy.extend_from_slice(&out);
     let mut second = ResponseHead::new();
-    let route_index = route_index_of(ctx, route);
     let may_hedge = || {
         let granted = ctx.route_state.borrow_mut()[route_index]
             .budget
@@ -430,15 +430,6 @@ async fn hedged_attempt(
         ctx.bufs.give(b);
     }
     (attempt, out)
-}
-
-/// The index of `route` in the config (routes are compared by address: same config version).
-fn route_index_of(ctx: &WorkerCtx, route: &Route) -> usize {
-    ctx.config
-        .routes
-        .iter()
-        .position(|r| std::ptr::eq(r, route))
-        .unwrap_or(0)
 }
 
 /// Whether another attempt may go out: the route allows retries, attempts remain, the time
